@@ -1,0 +1,188 @@
+using System.CommandLine;
+using System.Text.Json;
+
+namespace VllmStack.EngineSim.Configuration;
+
+/// <summary>
+/// <c>vllm serve</c>'s command line, so that anything that starts vLLM can start the simulator with the same
+/// arguments; plus the simulator's own flags (latency model, output mode, fault injection).
+/// </summary>
+public static class EngineCommandLine
+{
+    private static readonly Argument<string?> ModelArgument = new("model") { Arity = ArgumentArity.ZeroOrOne, Description = "Model name or path (as for vllm serve)." };
+    private static readonly Option<string?> Model = new("--model") { Description = "Model name or path (instead of the positional MODEL)." };
+    private static readonly Option<string[]> ServedModelName = new("--served-model-name") { AllowMultipleArgumentsPerToken = true, Description = "Names the API serves the model under (the first is used in metrics)." };
+    private static readonly Option<string> Host = new("--host") { DefaultValueFactory = _ => "127.0.0.1", Description = "Address to listen on." };
+    private static readonly Option<int> Port = new("--port") { DefaultValueFactory = _ => 8000, Description = "Port to listen on (0: any free port, printed at start)." };
+    private static readonly Option<int> MaxModelLen = new("--max-model-len") { DefaultValueFactory = _ => 32768, Description = "Context length: prompt plus output tokens." };
+    private static readonly Option<int> MaxNumSeqs = new("--max-num-seqs") { DefaultValueFactory = _ => 256, Description = "Sequences in one batch; the rest wait." };
+    private static readonly Option<int> BlockSize = new("--block-size") { DefaultValueFactory = _ => 16, Description = "Tokens per KV cache block." };
+    private static readonly Option<int> NumGpuBlocks = new("--num-gpu-blocks", "--num-gpu-blocks-override") { DefaultValueFactory = _ => 8192, Description = "KV cache capacity in blocks." };
+    private static readonly Option<bool> EnablePrefixCaching = new("--enable-prefix-caching") { DefaultValueFactory = _ => true, Description = "Reuse KV blocks of shared prefixes (on by default)." };
+    private static readonly Option<bool> NoEnablePrefixCaching = new("--no-enable-prefix-caching") { Description = "Turn prefix caching off." };
+    private static readonly Option<bool> EnableLora = new("--enable-lora") { Description = "Serve LoRA adapters." };
+    private static readonly Option<int> MaxLoras = new("--max-loras") { DefaultValueFactory = _ => 1, Description = "Distinct adapters in one batch." };
+    private static readonly Option<string[]> LoraModules = new("--lora-modules") { AllowMultipleArgumentsPerToken = true, Description = "Adapters: name=path or JSON {\"name\",\"path\",\"base_model_name\"}." };
+    private static readonly Option<string?> ApiKey = new("--api-key") { Description = "Require this bearer key on /v1 routes (default: VLLM_API_KEY)." };
+    private static readonly Option<int> Seed = new("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the generated text." };
+    private static readonly Option<bool> EnablePromptTokensDetails = new("--enable-prompt-tokens-details") { Description = "Report cached prompt tokens in usage." };
+    private static readonly Option<string> LatencyPreset = new("--latency-preset") { DefaultValueFactory = _ => "h100-8b", Description = "Latency model: " + string.Join(", ", LatencyProfile.Presets.Keys) + "." };
+    private static readonly Option<double?> PrefillOverhead = new("--prefill-overhead-ms") { Description = "Fixed cost of a prefill, in ms (overrides the preset)." };
+    private static readonly Option<double?> PrefillPerToken = new("--prefill-time-per-token-ms") { Description = "Prefill time per uncached prompt token, in ms." };
+    private static readonly Option<double?> InterTokenLatency = new("--inter-token-latency-ms") { Description = "Time between output tokens, in ms." };
+    private static readonly Option<double?> TimeFactorUnderLoad = new("--time-factor-under-load") { Description = "How much slower compute is with max-num-seqs running (≥ 1)." };
+    private static readonly Option<double?> LatencyJitter = new("--latency-jitter") { Description = "Relative random spread of each delay (0–1)." };
+    private static readonly Option<OutputMode> Output = new("--output-mode") { DefaultValueFactory = _ => OutputMode.Random, Description = "random: plausible words; echo: the prompt back." };
+    private static readonly Option<int> EmbeddingDim = new("--embedding-dim") { DefaultValueFactory = _ => 1024, Description = "Length of /v1/embeddings vectors." };
+    private static readonly Option<double> FailureRate = new("--failure-rate") { DefaultValueFactory = _ => 0, Description = "Share of requests (0–1) that fail on purpose." };
+    private static readonly Option<string[]> FailureTypes = new("--failure-types") { AllowMultipleArgumentsPerToken = true, Description = "rate_limit, invalid_api_key, context_length, server_error, invalid_request, model_not_found, service_unavailable." };
+
+    /// <summary>vLLM flags that change nothing in a simulation; accepted so that real command lines work unchanged.</summary>
+    private static readonly string[] AcceptedAndIgnored =
+    [
+        "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size", "--gpu-memory-utilization", "--dtype",
+        "--trust-remote-code", "--download-dir", "--disable-log-requests", "--disable-log-stats", "--enable-log-requests",
+        "--max-lora-rank", "--max-cpu-loras", "--kv-cache-dtype", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
+        "--tool-call-parser", "--enable-auto-tool-choice", "--quantization", "--swap-space", "--enable-chunked-prefill",
+        "--max-num-batched-tokens", "--tokenizer", "--revision", "--load-format", "--enable-sleep-mode", "--kv-transfer-config",
+        "--distributed-executor-backend", "--enable-expert-parallel", "--generation-config", "--disable-fastapi-docs",
+    ];
+
+    public static RootCommand Create(Func<EngineOptions, CancellationToken, Task<int>> run)
+    {
+        var root = new RootCommand("EngineSim: a vLLM-compatible engine simulator (OpenAI API, metrics, prefix cache, continuous batching) for machines without a GPU.")
+        {
+            ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
+            NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
+            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, FailureRate, FailureTypes,
+        };
+        foreach (var name in AcceptedAndIgnored)
+        {
+            root.Options.Add(new Option<string?>(name) { Arity = ArgumentArity.ZeroOrOne, Hidden = true });
+        }
+        root.SetAction(async (result, cancellationToken) =>
+        {
+            EngineOptions options;
+            try
+            {
+                options = Bind(result);
+            }
+            catch (FormatException e)
+            {
+                await Console.Error.WriteLineAsync($"error: {e.Message}");
+                return 2;
+            }
+            var problems = options.Validate().ToList();
+            if (problems.Count > 0)
+            {
+                foreach (var problem in problems)
+                {
+                    await Console.Error.WriteLineAsync($"error: {problem}");
+                }
+                return 2;
+            }
+            return await run(options, cancellationToken);
+        });
+        return root;
+    }
+
+    /// <summary>Parses arguments into options without running anything (tests, tools).</summary>
+    public static EngineOptions Parse(params string[] args)
+    {
+        var root = Create((_, _) => Task.FromResult(0));
+        var result = root.Parse(args);
+        if (result.Errors.Count > 0)
+        {
+            throw new FormatException(string.Join("; ", result.Errors.Select(e => e.Message)));
+        }
+        return Bind(result);
+    }
+
+    private static EngineOptions Bind(ParseResult r)
+    {
+        var model = r.GetValue(Model) ?? r.GetValue(ModelArgument);
+        if (r.GetValue(Model) is { } named && r.GetValue(ModelArgument) is { } positional && named != positional)
+        {
+            throw new FormatException($"the model is given twice, as '{positional}' and as --model '{named}'");
+        }
+        var presetName = r.GetValue(LatencyPreset)!;
+        if (!LatencyProfile.Presets.TryGetValue(presetName, out var preset))
+        {
+            throw new FormatException($"--latency-preset '{presetName}' is unknown; choose one of {string.Join(", ", LatencyProfile.Presets.Keys)}");
+        }
+        var latency = preset with
+        {
+            PrefillOverheadMs = r.GetValue(PrefillOverhead) ?? preset.PrefillOverheadMs,
+            PrefillTimePerTokenMs = r.GetValue(PrefillPerToken) ?? preset.PrefillTimePerTokenMs,
+            InterTokenLatencyMs = r.GetValue(InterTokenLatency) ?? preset.InterTokenLatencyMs,
+            TimeFactorUnderLoad = r.GetValue(TimeFactorUnderLoad) ?? preset.TimeFactorUnderLoad,
+            Jitter = r.GetValue(LatencyJitter) ?? preset.Jitter,
+        };
+        return new EngineOptions
+        {
+            Model = model ?? "",
+            ServedModelNames = r.GetValue(ServedModelName) ?? [],
+            Host = r.GetValue(Host)!,
+            Port = r.GetValue(Port),
+            MaxModelLen = r.GetValue(MaxModelLen),
+            MaxNumSeqs = r.GetValue(MaxNumSeqs),
+            BlockSize = r.GetValue(BlockSize),
+            NumGpuBlocks = r.GetValue(NumGpuBlocks),
+            EnablePrefixCaching = r.GetValue(EnablePrefixCaching) && !r.GetValue(NoEnablePrefixCaching),
+            EnableLora = r.GetValue(EnableLora),
+            MaxLoras = r.GetValue(MaxLoras),
+            LoraModules = [.. (r.GetValue(LoraModules) ?? []).Select(ParseLora)],
+            ApiKey = r.GetValue(ApiKey) ?? Environment.GetEnvironmentVariable("VLLM_API_KEY"),
+            Seed = r.GetValue(Seed),
+            EnablePromptTokensDetails = r.GetValue(EnablePromptTokensDetails),
+            Latency = latency,
+            LatencyPresetName = presetName,
+            Output = r.GetValue(Output),
+            EmbeddingDimensions = r.GetValue(EmbeddingDim),
+            FailureRate = r.GetValue(FailureRate),
+            FailureTypes = [.. (r.GetValue(FailureTypes) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(ParseFailureType)],
+        };
+    }
+
+    internal static LoraModule ParseLora(string text)
+    {
+        if (text.TrimStart().StartsWith('{'))
+        {
+            try
+            {
+                using var json = JsonDocument.Parse(text);
+                var root = json.RootElement;
+                var name = root.TryGetProperty("name", out var n) ? n.GetString() : null;
+                var path = root.TryGetProperty("path", out var p) ? p.GetString() : null;
+                var baseModel = root.TryGetProperty("base_model_name", out var b) ? b.GetString() : null;
+                if (string.IsNullOrWhiteSpace(name) || string.IsNullOrWhiteSpace(path))
+                {
+                    throw new FormatException($"--lora-modules entry {text} needs \"name\" and \"path\"");
+                }
+                return new LoraModule(name, path, baseModel);
+            }
+            catch (JsonException e)
+            {
+                throw new FormatException($"--lora-modules entry {text} is not valid JSON: {e.Message}");
+            }
+        }
+        var eq = text.IndexOf('=');
+        if (eq <= 0 || eq == text.Length - 1)
+        {
+            throw new FormatException($"--lora-modules entry '{text}' must be name=path");
+        }
+        return new LoraModule(text[..eq], text[(eq + 1)..], null);
+    }
+
+    internal static FailureType ParseFailureType(string text) => text.ToLowerInvariant() switch
+    {
+        "rate_limit" => FailureType.RateLimit,
+        "invalid_api_key" => FailureType.InvalidApiKey,
+        "context_length" => FailureType.ContextLength,
+        "server_error" => FailureType.ServerError,
+        "invalid_request" => FailureType.InvalidRequest,
+        "model_not_found" => FailureType.ModelNotFound,
+        "service_unavailable" => FailureType.ServiceUnavailable,
+        _ => throw new FormatException($"--failure-types '{text}' is unknown"),
+    };
+}

@@ -1,0 +1,136 @@
+namespace VllmStack.EngineSim.Configuration;
+
+public enum OutputMode
+{
+    /// <summary>Plausible English words, deterministic for a given seed and prompt.</summary>
+    Random,
+
+    /// <summary>The prompt's text (the last user message for chat) repeated back.</summary>
+    Echo,
+}
+
+public sealed record LoraModule(string Name, string Path, string? BaseModelName);
+
+/// <summary>Everything the simulator is told on its command line, validated before it starts serving.</summary>
+public sealed class EngineOptions
+{
+    public required string Model { get; init; }
+
+    public IReadOnlyList<string> ServedModelNames { get; init; } = [];
+
+    public string Host { get; init; } = "127.0.0.1";
+
+    public int Port { get; init; } = 8000;
+
+    public int MaxModelLen { get; init; } = 32768;
+
+    public int MaxNumSeqs { get; init; } = 256;
+
+    public int BlockSize { get; init; } = 16;
+
+    public int NumGpuBlocks { get; init; } = 8192;
+
+    public bool EnablePrefixCaching { get; init; } = true;
+
+    public bool EnableLora { get; init; }
+
+    public int MaxLoras { get; init; } = 1;
+
+    public IReadOnlyList<LoraModule> LoraModules { get; init; } = [];
+
+    public string? ApiKey { get; init; }
+
+    public int Seed { get; init; }
+
+    public LatencyProfile Latency { get; init; } = LatencyProfile.H100Llama8B;
+
+    public string LatencyPresetName { get; init; } = "h100-8b";
+
+    public OutputMode Output { get; init; } = OutputMode.Random;
+
+    public int EmbeddingDimensions { get; init; } = 1024;
+
+    /// <summary>Report <c>usage.prompt_tokens_details.cached_tokens</c> (vLLM: --enable-prompt-tokens-details).</summary>
+    public bool EnablePromptTokensDetails { get; init; }
+
+    public double FailureRate { get; init; }
+
+    public IReadOnlyList<FailureType> FailureTypes { get; init; } = [];
+
+    /// <summary>What <c>/version</c> reports; the vLLM release whose API the simulator follows.</summary>
+    public string Version { get; init; } = "0.11.0";
+
+    /// <summary>The name metrics and responses use for the model: the first served name, else the model path.</summary>
+    public string PrimaryModelName => ServedModelNames.Count > 0 ? ServedModelNames[0] : Model;
+
+    public IReadOnlyList<string> ModelNames => ServedModelNames.Count > 0 ? ServedModelNames : [Model];
+
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Model))
+        {
+            yield return "a model is required (positional MODEL or --model)";
+        }
+        if (Port is < 0 or > 65535)
+        {
+            yield return $"--port {Port} is not a TCP port";
+        }
+        if (MaxModelLen < 1)
+        {
+            yield return "--max-model-len must be at least 1";
+        }
+        if (MaxNumSeqs < 1)
+        {
+            yield return "--max-num-seqs must be at least 1";
+        }
+        if (BlockSize is < 1 or > 1024)
+        {
+            yield return "--block-size must be between 1 and 1024";
+        }
+        if (NumGpuBlocks < 1)
+        {
+            yield return "--num-gpu-blocks must be at least 1";
+        }
+        else if ((long)NumGpuBlocks * BlockSize < MaxModelLen)
+        {
+            yield return $"the KV cache ({NumGpuBlocks} blocks × {BlockSize} tokens = {(long)NumGpuBlocks * BlockSize} tokens) cannot hold one sequence of --max-model-len {MaxModelLen}; raise --num-gpu-blocks or lower --max-model-len";
+        }
+        if (MaxLoras < 1)
+        {
+            yield return "--max-loras must be at least 1";
+        }
+        if (LoraModules.Count > 0 && !EnableLora)
+        {
+            yield return "--lora-modules needs --enable-lora";
+        }
+        if (FailureRate is < 0 or > 1)
+        {
+            yield return "--failure-rate must be between 0 and 1";
+        }
+        if (FailureRate > 0 && FailureTypes.Count == 0)
+        {
+            yield return "--failure-rate needs at least one --failure-types entry";
+        }
+        if (EmbeddingDimensions < 1)
+        {
+            yield return "--embedding-dim must be at least 1";
+        }
+        var l = Latency;
+        if (l.PrefillOverheadMs < 0 || l.PrefillTimePerTokenMs < 0 || l.InterTokenLatencyMs < 0 || l.TimeFactorUnderLoad < 1 || l.Jitter is < 0 or > 1)
+        {
+            yield return "latency settings must be ≥ 0, --time-factor-under-load ≥ 1 and --latency-jitter between 0 and 1";
+        }
+    }
+}
+
+/// <summary>Failures the simulator can inject, named as llm-d's simulator names them.</summary>
+public enum FailureType
+{
+    RateLimit,
+    InvalidApiKey,
+    ContextLength,
+    ServerError,
+    InvalidRequest,
+    ModelNotFound,
+    ServiceUnavailable,
+}

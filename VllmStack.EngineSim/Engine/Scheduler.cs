@@ -1,0 +1,307 @@
+using System.Diagnostics;
+using VllmStack.EngineSim.Metrics;
+
+namespace VllmStack.EngineSim.Engine;
+
+/// <summary>
+/// Continuous batching: up to <c>max-num-seqs</c> sequences run at once, the rest wait first-come first-served.
+/// A sequence is admitted when the KV cache can hold it (reusing cached prefix blocks); a growing sequence
+/// that finds no free block preempts the most recently admitted one, which goes back to the head of the
+/// queue and recomputes when readmitted. Requests for a LoRA adapter wait while <c>max-loras</c> other
+/// adapters are in the batch.
+/// </summary>
+public sealed class Scheduler
+{
+    private readonly Lock _lock = new();
+    private readonly LinkedList<Sequence> _waiting = new();
+    private readonly List<Sequence> _running = [];
+    private readonly Dictionary<string, int> _runningLoras = new(StringComparer.Ordinal);
+    private readonly KvBlockPool _pool;
+    private readonly EngineMetrics _metrics;
+    private readonly int _maxNumSeqs;
+    private readonly int _maxLoras;
+    private readonly int _blockSize;
+    private bool _sleeping;
+
+    public Scheduler(KvBlockPool pool, int maxNumSeqs, int maxLoras, EngineMetrics metrics)
+    {
+        _pool = pool;
+        _maxNumSeqs = maxNumSeqs;
+        _maxLoras = maxLoras;
+        _blockSize = pool.BlockSize;
+        _metrics = metrics;
+    }
+
+    public int BlockSize => _blockSize;
+
+    public int MaxNumSeqs => _maxNumSeqs;
+
+    public SchedulerSnapshot Snapshot()
+    {
+        lock (_lock)
+        {
+            var waitingLoras = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var seq in _waiting)
+            {
+                if (seq.Lora is not null && !_runningLoras.ContainsKey(seq.Lora))
+                {
+                    waitingLoras.Add(seq.Lora);
+                }
+            }
+            return new SchedulerSnapshot(_running.Count, _waiting.Count, _pool.Usage, _pool.UsedBlocks, _pool.CachedBlocks, _sleeping,
+                [.. _runningLoras.Keys.Order(StringComparer.Ordinal)], [.. waitingLoras]);
+        }
+    }
+
+    public int RunningCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _running.Count;
+            }
+        }
+    }
+
+    public bool IsSleeping
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sleeping;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Queues the sequence (or finds it queued again after a preemption) and completes when it is admitted,
+    /// with the number of its tokens found in the prefix cache.
+    /// </summary>
+    public async Task<int> AdmitAsync(Sequence seq, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource<int> admission;
+        lock (_lock)
+        {
+            if (seq.State == SequenceState.New)
+            {
+                seq.State = SequenceState.Waiting;
+                seq.Admission = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+                seq.WaitingNode = _waiting.AddLast(seq);
+                TrySchedule();
+            }
+            else if (seq.State is not SequenceState.Waiting and not SequenceState.Running)
+            {
+                throw new InvalidOperationException($"A {seq.State} sequence cannot be admitted.");
+            }
+            admission = seq.Admission!;
+        }
+        if (admission.Task.IsCompleted || !cancellationToken.CanBeCanceled)
+        {
+            return await admission.Task.ConfigureAwait(false);
+        }
+        await using (cancellationToken.UnsafeRegister(static s => ((TaskCompletionSource<int>)s!).TrySetCanceled(), admission).ConfigureAwait(false))
+        {
+            return await admission.Task.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The prompt (or recomputed history) is in the KV cache now: its full blocks become reusable.</summary>
+    public void CompletePrefill(Sequence seq)
+    {
+        lock (_lock)
+        {
+            if (seq.State == SequenceState.Running)
+            {
+                RegisterFullBlocks(seq);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Adds a generated token, taking a new block when the last one is full. False when the sequence has been
+    /// preempted (by another's growth or its own): the caller readmits it and tries again.
+    /// </summary>
+    public bool TryAppend(Sequence seq, int token)
+    {
+        lock (_lock)
+        {
+            if (seq.State != SequenceState.Running)
+            {
+                return false;
+            }
+            if (seq.Tokens.Count + 1 > seq.Blocks.Count * _blockSize)
+            {
+                int block;
+                while (!_pool.TryAllocateOne(out block))
+                {
+                    var victim = _running[^1];
+                    Preempt(victim);
+                    if (ReferenceEquals(victim, seq))
+                    {
+                        return false;
+                    }
+                }
+                seq.Blocks.Add(block);
+            }
+            seq.Tokens.Add(token);
+            if (seq.Tokens.Count % _blockSize == 0)
+            {
+                RegisterFullBlocks(seq);
+            }
+            return true;
+        }
+    }
+
+    /// <summary>Takes the sequence out of the engine, whatever its state; its blocks stay cached for reuse.</summary>
+    public void Release(Sequence seq)
+    {
+        lock (_lock)
+        {
+            switch (seq.State)
+            {
+                case SequenceState.Waiting:
+                    _waiting.Remove(seq.WaitingNode!);
+                    seq.WaitingNode = null;
+                    seq.Admission?.TrySetCanceled();
+                    break;
+                case SequenceState.Running:
+                    RemoveRunning(seq);
+                    _pool.Free(seq.Blocks);
+                    break;
+            }
+            seq.State = SequenceState.Finished;
+            TrySchedule();
+        }
+    }
+
+    /// <summary>Level 1 and 2 both discard the KV cache; nothing new is admitted until <see cref="WakeUp"/>.</summary>
+    public void Sleep()
+    {
+        lock (_lock)
+        {
+            _sleeping = true;
+            _pool.ResetPrefixCache();
+        }
+    }
+
+    public void WakeUp()
+    {
+        lock (_lock)
+        {
+            _sleeping = false;
+            TrySchedule();
+        }
+    }
+
+    /// <summary>Drops cached prefixes no sequence uses; false when sequences are running (as vLLM refuses then).</summary>
+    public bool ResetPrefixCache()
+    {
+        lock (_lock)
+        {
+            if (_running.Count > 0)
+            {
+                return false;
+            }
+            _pool.ResetPrefixCache();
+            return true;
+        }
+    }
+
+    private void TrySchedule()
+    {
+        if (_sleeping)
+        {
+            return;
+        }
+        var node = _waiting.First;
+        while (node is not null && _running.Count < _maxNumSeqs)
+        {
+            var seq = node.Value;
+            var next = node.Next;
+            if (seq.Lora is not null && !_runningLoras.ContainsKey(seq.Lora) && _runningLoras.Count >= _maxLoras)
+            {
+                // Its adapter cannot join the batch yet; later requests for running adapters may go first.
+                node = next;
+                continue;
+            }
+            var total = seq.Tokens.Count;
+            var hashes = seq.HashFullBlocks(_blockSize);
+            // The last token is always computed, so a fully cached prompt still runs one step of prefill.
+            var eligible = Math.Min(hashes.Count, (total - 1) / _blockSize);
+            var needed = (total + _blockSize - 1) / _blockSize;
+            if (!_pool.TryAllocate(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(hashes)[..eligible], needed, seq.Blocks, out var cachedBlocks))
+            {
+                // First come, first served: nobody overtakes a request that waits for KV space.
+                break;
+            }
+            _waiting.Remove(node);
+            seq.WaitingNode = null;
+            _running.Add(seq);
+            if (seq.Lora is not null)
+            {
+                _runningLoras[seq.Lora] = _runningLoras.GetValueOrDefault(seq.Lora) + 1;
+            }
+            seq.State = SequenceState.Running;
+            seq.RegisteredBlocks = cachedBlocks;
+            seq.CachedTokens = cachedBlocks * _blockSize;
+            if (seq.FirstScheduledTimestamp == 0)
+            {
+                seq.FirstScheduledTimestamp = Stopwatch.GetTimestamp();
+            }
+            _metrics.PrefixCacheQueried(total, seq.CachedTokens);
+            seq.Admission!.TrySetResult(seq.CachedTokens);
+            node = next;
+        }
+    }
+
+    private void Preempt(Sequence victim)
+    {
+        RemoveRunning(victim);
+        _pool.Free(victim.Blocks);
+        victim.RegisteredBlocks = 0;
+        victim.State = SequenceState.Waiting;
+        victim.Preemptions++;
+        victim.Admission = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        victim.WaitingNode = _waiting.AddFirst(victim);
+        _metrics.Preempted();
+    }
+
+    private void RemoveRunning(Sequence seq)
+    {
+        _running.Remove(seq);
+        if (seq.Lora is not null && _runningLoras.TryGetValue(seq.Lora, out var count))
+        {
+            if (count <= 1)
+            {
+                _runningLoras.Remove(seq.Lora);
+            }
+            else
+            {
+                _runningLoras[seq.Lora] = count - 1;
+            }
+        }
+    }
+
+    private void RegisterFullBlocks(Sequence seq)
+    {
+        var hashes = seq.HashFullBlocks(_blockSize);
+        var full = Math.Min(hashes.Count, seq.Blocks.Count);
+        for (var i = seq.RegisteredBlocks; i < full; i++)
+        {
+            _pool.Register(seq.Blocks[i], hashes[i]);
+        }
+        seq.RegisteredBlocks = Math.Max(seq.RegisteredBlocks, full);
+    }
+}
+
+public sealed record SchedulerSnapshot(
+    int Running,
+    int Waiting,
+    double KvCacheUsage,
+    int UsedBlocks,
+    int CachedBlocks,
+    bool Sleeping,
+    IReadOnlyList<string> RunningLoras,
+    IReadOnlyList<string> WaitingLoras);

@@ -1,0 +1,72 @@
+using System.Diagnostics;
+using VllmStack.ServiceDefaults.Hashing;
+
+namespace VllmStack.EngineSim.Engine;
+
+public enum SequenceState
+{
+    New,
+    Waiting,
+    Running,
+    Finished,
+}
+
+/// <summary>One sequence (one choice of one request) as the scheduler sees it: its tokens and its KV blocks.</summary>
+public sealed class Sequence
+{
+    private readonly ulong _rootHash;
+
+    public Sequence(int[] promptTokens, string? lora, ulong namespaceHash)
+    {
+        Tokens = new List<int>(promptTokens.Length + 64);
+        Tokens.AddRange(promptTokens);
+        PromptLength = promptTokens.Length;
+        Lora = lora;
+        // Blocks of different adapters never share KV, so the adapter is part of the chain's root.
+        _rootHash = lora is null ? namespaceHash : StableHash64.HashString(lora, namespaceHash);
+        ArrivalTimestamp = Stopwatch.GetTimestamp();
+    }
+
+    public List<int> Tokens { get; }
+
+    public int PromptLength { get; }
+
+    public int OutputLength => Tokens.Count - PromptLength;
+
+    public string? Lora { get; }
+
+    public long ArrivalTimestamp { get; }
+
+    public long FirstScheduledTimestamp { get; internal set; }
+
+    public int Preemptions { get; internal set; }
+
+    /// <summary>Tokens found in the prefix cache at the sequence's latest admission.</summary>
+    public int CachedTokens { get; internal set; }
+
+    internal SequenceState State { get; set; } = SequenceState.New;
+
+    internal List<int> Blocks { get; } = [];
+
+    /// <summary>How many of <see cref="Blocks"/>, from the first, are registered in the prefix cache.</summary>
+    internal int RegisteredBlocks { get; set; }
+
+    internal List<ulong> BlockHashes { get; } = [];
+
+    internal TaskCompletionSource<int>? Admission { get; set; }
+
+    internal LinkedListNode<Sequence>? WaitingNode { get; set; }
+
+    /// <summary>Chained hashes of every full block of <see cref="Tokens"/> (extended as tokens are added).</summary>
+    internal List<ulong> HashFullBlocks(int blockSize)
+    {
+        var full = Tokens.Count / blockSize;
+        var tokens = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Tokens);
+        for (var i = BlockHashes.Count; i < full; i++)
+        {
+            var parent = i == 0 ? _rootHash : BlockHashes[i - 1];
+            BlockHashes.Add(StableHash64.HashTokens(parent, tokens.Slice(i * blockSize, blockSize)));
+        }
+        return BlockHashes;
+    }
+}

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using System.Text;
+using VllmStack.EngineSim.Configuration;
+using VllmStack.EngineSim.Generation;
+using VllmStack.EngineSim.Metrics;
+using VllmStack.EngineSim.Tokenization;
+
+namespace VllmStack.EngineSim.Engine;
+
+/// <summary>What a request asks of each of its sequences.</summary>
+public sealed record GenerationParams(
+    int MaxTokens,
+    int MinTokens,
+    bool IgnoreEos,
+    IReadOnlyList<string> Stop,
+    bool IncludeStopStrInOutput,
+    IReadOnlySet<int> StopTokenIds,
+    int? AbortAfterTokens);
+
+/// <summary>One step of a sequence as the client sees it: new text, and on the last step why it ended.</summary>
+public readonly record struct TokenDelta(int Choice, string Text, int CompletionTokens, string? FinishReason, object? StopReason);
+
+public sealed record SequenceOutcome(int Choice, string Text, int CompletionTokens, string FinishReason, object? StopReason, int CachedTokens);
+
+/// <summary>Thrown when a request asked the simulator to die mid-stream (fault injection).</summary>
+public sealed class SimulatedCrashException() : Exception("The simulated engine dropped the request mid-stream.");
+
+/// <summary>
+/// Drives one sequence through the engine: queue, prefill (cached prefix tokens cost nothing), then one token
+/// per inter-token interval, with stop conditions and detokenization as vLLM applies them.
+/// </summary>
+public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, EngineMetrics metrics)
+{
+    public async Task<SequenceOutcome> RunAsync(
+        Sequence seq, TokenSource source, GenerationParams p, int choice, Func<TokenDelta, ValueTask>? onDelta, CancellationToken cancellationToken)
+    {
+        var random = latency.Jitter > 0 ? new Random(HashCode.Combine(seq.ArrivalTimestamp, choice)) : null;
+        var decoder = new IncrementalDecoder();
+        var stops = new StopMatcher(p.Stop, p.IncludeStopStrInOutput);
+        var text = new StringBuilder();
+        var emitted = 0;
+        var finishReason = FinishReasons.Abort;
+        long firstToken = 0;
+        long lastToken = 0;
+        try
+        {
+            var cached = await scheduler.AdmitAsync(seq, cancellationToken).ConfigureAwait(false);
+            await PrefillAsync(seq, cached, random, cancellationToken).ConfigureAwait(false);
+            while (true)
+            {
+                var allowEnd = !p.IgnoreEos && seq.OutputLength >= p.MinTokens;
+                var token = source.Next(allowEnd);
+                while (!scheduler.TryAppend(seq, token))
+                {
+                    // Preempted: wait to be readmitted, recompute what the cache lost, and carry on.
+                    cached = await scheduler.AdmitAsync(seq, cancellationToken).ConfigureAwait(false);
+                    await PrefillAsync(seq, cached, random, cancellationToken).ConfigureAwait(false);
+                }
+                var now = Stopwatch.GetTimestamp();
+                if (firstToken == 0)
+                {
+                    firstToken = now;
+                    metrics.FirstToken(Stopwatch.GetElapsedTime(seq.ArrivalTimestamp, now).TotalSeconds);
+                }
+                else
+                {
+                    metrics.InterToken(Stopwatch.GetElapsedTime(lastToken, now).TotalSeconds);
+                }
+                lastToken = now;
+                metrics.TokenGenerated();
+
+                string? finish = null;
+                object? stopReason = null;
+                var mayStop = seq.OutputLength >= p.MinTokens;
+                if (token == source.EndToken && allowEnd)
+                {
+                    finish = FinishReasons.Stop;
+                }
+                else if (mayStop && p.StopTokenIds.Contains(token))
+                {
+                    finish = FinishReasons.Stop;
+                    stopReason = token;
+                }
+                else
+                {
+                    var before = text.Length;
+                    text.Append(decoder.Next(token));
+                    if (mayStop && !stops.IsEmpty && text.Length > before)
+                    {
+                        var (end, hit) = stops.Find(text.ToString(), before);
+                        if (hit is not null)
+                        {
+                            text.Length = end;
+                            finish = FinishReasons.Stop;
+                            stopReason = hit;
+                        }
+                    }
+                }
+                if (finish is null && seq.OutputLength >= p.MaxTokens)
+                {
+                    finish = FinishReasons.Length;
+                }
+
+                var safe = finish is not null || stops.IsEmpty ? text.Length : stops.SafeLength(text.ToString());
+                if (onDelta is not null && (safe > emitted || finish is not null))
+                {
+                    var delta = safe > emitted ? text.ToString(emitted, safe - emitted) : "";
+                    emitted = Math.Max(emitted, safe);
+                    await onDelta(new TokenDelta(choice, delta, seq.OutputLength, finish, stopReason)).ConfigureAwait(false);
+                }
+                if (p.AbortAfterTokens is { } abortAt && seq.OutputLength >= abortAt)
+                {
+                    throw new SimulatedCrashException();
+                }
+                if (finish is not null)
+                {
+                    finishReason = finish;
+                    return new SequenceOutcome(choice, text.ToString(), seq.OutputLength, finish, stopReason, seq.CachedTokens);
+                }
+                await ComputeAsync(latency.InterTokenLatencyMs, random, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            scheduler.Release(seq);
+            metrics.Finished(seq, finishReason, firstToken, lastToken);
+        }
+    }
+
+    private Task PrefillAsync(Sequence seq, int cachedTokens, Random? random, CancellationToken cancellationToken)
+    {
+        var compute = ComputeAsync(latency.PrefillMs(seq.Tokens.Count - cachedTokens), random, cancellationToken);
+        if (compute.IsCompletedSuccessfully)
+        {
+            scheduler.CompletePrefill(seq);
+            return Task.CompletedTask;
+        }
+        return Finish(compute, seq);
+
+        async Task Finish(Task pending, Sequence s)
+        {
+            await pending.ConfigureAwait(false);
+            scheduler.CompletePrefill(s);
+        }
+    }
+
+    /// <summary>Waits for simulated GPU time, longer when the batch is fuller; no wait at all for the instant profile.</summary>
+    private Task ComputeAsync(double baseMs, Random? random, CancellationToken cancellationToken)
+    {
+        if (baseMs <= 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            return Task.CompletedTask;
+        }
+        var ms = baseMs * latency.LoadFactor(scheduler.RunningCount, scheduler.MaxNumSeqs);
+        if (random is not null)
+        {
+            ms *= Math.Max(0.1, 1 + latency.Jitter * (random.NextDouble() * 2 - 1));
+        }
+        return Task.Delay(TimeSpan.FromMilliseconds(ms), cancellationToken);
+    }
+}

@@ -1,0 +1,56 @@
+using System.Globalization;
+using VllmStack.EngineSim.Api;
+using VllmStack.EngineSim.Configuration;
+
+namespace VllmStack.EngineSim.Faults;
+
+/// <summary>
+/// Failures on purpose, for testing what sits in front of the engine: a random share of requests fail
+/// with one of the configured failure types, and request headers force an error status or a mid-stream drop.
+/// </summary>
+public sealed class FaultInjector(EngineOptions options)
+{
+    /// <summary>Answer this request with the given HTTP status and an OpenAI-style error.</summary>
+    public const string ForceStatusHeader = "x-vllmsim-force-status";
+
+    /// <summary>Drop the connection after this many generated tokens, as a crashing engine would.</summary>
+    public const string AbortAfterTokensHeader = "x-vllmsim-abort-after-tokens";
+
+    public ApiError? Check(HttpRequest request, string model)
+    {
+        if (request.Headers.TryGetValue(ForceStatusHeader, out var forced))
+        {
+            if (!int.TryParse(forced.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var status) || status is < 400 or > 599)
+            {
+                return ApiError.BadRequest($"Header {ForceStatusHeader} must be an HTTP error status between 400 and 599.");
+            }
+            return ApiError.ForStatus(status, $"Injected failure: status {status} forced by the {ForceStatusHeader} header.");
+        }
+        if (options.FailureRate <= 0 || Random.Shared.NextDouble() >= options.FailureRate)
+        {
+            return null;
+        }
+        var type = options.FailureTypes[Random.Shared.Next(options.FailureTypes.Count)];
+        return type switch
+        {
+            FailureType.RateLimit => ApiError.ForStatus(429, $"Rate limit reached for {model} (injected failure)."),
+            FailureType.InvalidApiKey => ApiError.Unauthorized("Incorrect API key provided (injected failure)."),
+            FailureType.ContextLength => ApiError.BadRequest($"This model's maximum context length is {options.MaxModelLen} tokens. However, your request is longer (injected failure).", "messages"),
+            FailureType.InvalidRequest => ApiError.BadRequest("Invalid request (injected failure)."),
+            FailureType.ModelNotFound => ApiError.NotFound($"The model `{model}-nonexistent` does not exist (injected failure).", "model"),
+            FailureType.ServiceUnavailable => ApiError.ForStatus(503, "The engine is overloaded (injected failure)."),
+            _ => ApiError.ForStatus(500, "Internal server error (injected failure)."),
+        };
+    }
+
+    public static int? AbortAfterTokens(HttpRequest request)
+    {
+        if (!request.Headers.TryGetValue(AbortAfterTokensHeader, out var value))
+        {
+            return null;
+        }
+        return int.TryParse(value.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0
+            ? n
+            : throw new ApiException(ApiError.BadRequest($"Header {AbortAfterTokensHeader} must be a non-negative integer."));
+    }
+}

@@ -1,0 +1,80 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using VllmStack.EngineSim.Api;
+using VllmStack.EngineSim.Configuration;
+using VllmStack.EngineSim.Engine;
+using VllmStack.EngineSim.Faults;
+using VllmStack.EngineSim.Metrics;
+using VllmStack.ServiceDefaults;
+
+return await EngineCommandLine.Create(RunAsync).Parse(args).InvokeAsync();
+
+static async Task<int> RunAsync(EngineOptions options, CancellationToken cancellationToken)
+{
+    // vLLM's flags are parsed above; ASP.NET Core reads only the environment and appsettings.
+    var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "VllmStack.EngineSim" });
+    builder.AddServiceDefaults();
+    builder.Logging.AddSimpleConsole(o =>
+    {
+        o.SingleLine = true;
+        o.TimestampFormat = "HH:mm:ss.fff ";
+    });
+    builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+    builder.WebHost.ConfigureKestrel(kestrel =>
+    {
+        kestrel.AddServerHeader = false;
+        if (options.Host is "localhost")
+        {
+            kestrel.ListenLocalhost(options.Port);
+        }
+        else if (options.Host is "0.0.0.0" or "" or "*")
+        {
+            kestrel.ListenAnyIP(options.Port);
+        }
+        else if (IPAddress.TryParse(options.Host, out var address))
+        {
+            kestrel.Listen(address, options.Port);
+        }
+        else
+        {
+            throw new ArgumentException($"--host '{options.Host}' is not an IP address or localhost.");
+        }
+    });
+
+    var services = builder.Services;
+    services.AddSingleton(options);
+    services.AddSingleton(options.Latency);
+    services.AddSingleton<EngineMetrics>();
+    services.AddSingleton(_ => new KvBlockPool(options.NumGpuBlocks, options.BlockSize, options.EnablePrefixCaching));
+    services.AddSingleton(sp => new Scheduler(sp.GetRequiredService<KvBlockPool>(), options.MaxNumSeqs, options.MaxLoras, sp.GetRequiredService<EngineMetrics>()));
+    services.AddSingleton<SequenceRunner>();
+    services.AddSingleton<ModelCatalog>();
+    services.AddSingleton<FaultInjector>();
+    services.AddSingleton<GenerationEndpoints>();
+
+    var app = builder.Build();
+    var metrics = app.Services.GetRequiredService<EngineMetrics>();
+    metrics.Observe(app.Services.GetRequiredService<Scheduler>(), options, () => options.MaxLoras);
+
+    app.UseMiddleware<ApiErrorMiddleware>();
+    app.UseMiddleware<ApiKeyMiddleware>();
+    app.MapDefaultEndpoints();
+    ModelEndpoints.Map(app, options);
+    GenerationEndpoints.Map(app);
+    EmbeddingEndpoints.Map(app, options);
+    TokenizerEndpoints.Map(app, options);
+    SleepEndpoints.Map(app);
+    app.MapFallback(context => ApiError.NotFound($"No route for {context.Request.Method} {context.Request.Path}.").WriteAsync(context.Response));
+
+    await app.StartAsync(cancellationToken);
+    var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+    app.Logger.LogInformation(
+        "EngineSim ready: model={Model} url={Url} preset={Preset} max_num_seqs={MaxNumSeqs} num_gpu_blocks={Blocks} block_size={BlockSize}",
+        options.PrimaryModelName, url, options.LatencyPresetName, options.MaxNumSeqs, options.NumGpuBlocks, options.BlockSize);
+    // A plain line for whatever started us (tests, the AppHost) to find the bound address, whatever the log settings.
+    Console.Out.WriteLine($"EngineSim listening on {url}");
+    await Console.Out.FlushAsync(cancellationToken);
+    await app.WaitForShutdownAsync(cancellationToken);
+    return 0;
+}
