@@ -14,7 +14,7 @@ public static class StableHash64
     private const ulong Prime1 = 0x9E3779B185EBCA87UL;
     private const ulong Prime2 = 0xC2B2AE3D27D4EB4FUL;
     private const ulong Prime3 = 0x165667B19E3779F9UL;
-    private const ulong Prime4 = 0x85EBCA77C2B2CA63UL;
+    private const ulong Prime4 = 0x85EBCA77C2B2AE63UL;
     private const ulong Prime5 = 0x27D4EB2F165667C5UL;
 
     public static ulong Hash(ReadOnlySpan<byte> data, ulong seed = 0)
