@@ -77,10 +77,13 @@ public sealed class RandomTokenSource(ulong seed, int endToken) : TokenSource
     }
 }
 
-/// <summary>Returns the given tokens, then the end token; asked to go on (ignore_eos), it starts over.</summary>
+/// <summary>Returns the given tokens, then the end token; asked to go on (ignore_eos), it starts over after a space.</summary>
 public sealed class EchoTokenSource(int[] tokens, int endToken) : TokenSource
 {
+    private static readonly int Space = SimTokenizer.PieceId(" ");
+    private readonly bool _needsSeparator = tokens.Length > 0 && !SimTokenizer.Decode(tokens.AsSpan(0, 1)).StartsWith(' ');
     private int _position;
+    private bool _separated;
 
     public override int EndToken { get; } = endToken;
 
@@ -96,7 +99,13 @@ public sealed class EchoTokenSource(int[] tokens, int endToken) : TokenSource
             {
                 return EndToken;
             }
+            if (_needsSeparator && !_separated)
+            {
+                _separated = true;
+                return Space;
+            }
             _position = 0;
+            _separated = false;
         }
         return tokens[_position++];
     }
