@@ -53,7 +53,7 @@ public static class ServiceDefaultsExtensions
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
-        // Resolving the registry here starts its listener before the service creates its instruments.
+        // Resolving the registry here starts its listener, so that no measurement of the first requests is lost.
         var registry = app.Services.GetRequiredService<PrometheusMetricsRegistry>();
         var path = app.Services.GetRequiredService<PrometheusExporterOptions>().Path;
 

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -37,7 +38,8 @@ internal static class TelemetryExport
             logging.IncludeScopes = true;
             logging.AddOtlpExporter(o => settings.Configure(o, "/v1/logs"));
         });
-        builder.Services.AddSingleton(sp => new TelemetryProviders(settings, options, probePaths));
+        builder.Services.AddSingleton<IStartupFilter>(new RequestActivityEnricher(probePaths));
+        builder.Services.AddSingleton(sp => new TelemetryProviders(settings, options));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TelemetryProviders>());
     }
 
@@ -47,17 +49,19 @@ internal static class TelemetryExport
         private readonly TracerProvider _tracer;
         private readonly MeterProvider _meter;
 
-        public TelemetryProviders(OtlpSettings settings, ServiceDefaultsOptions options, IReadOnlySet<string> probePaths)
+        public TelemetryProviders(OtlpSettings settings, ServiceDefaultsOptions options)
         {
             _tracer = Sdk.CreateTracerProviderBuilder()
                 .SetResourceBuilder(settings.CreateResource())
                 .AddSource([.. FrameworkActivitySources, .. options.ActivitySources])
-                .SetSampler(new ProbeFilteringSampler(new ParentBasedSampler(new AlwaysOnSampler()), probePaths))
+                .SetSampler(new ParentBasedSampler(new AlwaysOnSampler()))
                 .AddOtlpExporter(o => settings.Configure(o, "/v1/traces"))
                 .Build();
             _meter = Sdk.CreateMeterProviderBuilder()
                 .SetResourceBuilder(settings.CreateResource())
                 .AddMeter([.. FrameworkMeters, .. options.Meters])
+                // OpenTelemetry names may not contain ':'; vLLM's do. Over OTLP they travel as vllm.x (Prometheus keeps vllm:x).
+                .AddView(instrument => instrument.Name.Contains(':') ? new MetricStreamConfiguration { Name = instrument.Name.Replace(':', '.') } : null)
                 .AddOtlpExporter(o => settings.Configure(o, "/v1/metrics"))
                 .Build();
         }
