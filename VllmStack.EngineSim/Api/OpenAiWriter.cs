@@ -63,11 +63,7 @@ internal static class OpenAiWriter
     /// <summary>One chat stream chunk for one choice; <paramref name="role"/> only on a choice's first chunk.</summary>
     public static void WriteChatChunk(Utf8JsonWriter w, StreamContext s, int choice, string? role, string content, string? finishReason, object? stopReason)
     {
-        w.WriteStartObject();
-        WriteHeader(w, s.Id, "chat.completion.chunk", s.Created, s.Model);
-        w.WriteStartArray("choices");
-        w.WriteStartObject();
-        w.WriteNumber("index", choice);
+        StartChunk(w, s, "chat.completion.chunk", choice);
         w.WriteStartObject("delta");
         if (role is not null)
         {
@@ -81,26 +77,31 @@ internal static class OpenAiWriter
         {
             WriteStopReason(w, stopReason);
         }
-        w.WriteEndObject();
-        w.WriteEndArray();
-        if (s.IncludeUsage)
-        {
-            w.WriteNull("usage");
-        }
-        w.WriteEndObject();
+        EndChunk(w, s);
     }
 
     public static void WriteCompletionChunk(Utf8JsonWriter w, StreamContext s, int choice, string text, string? finishReason, object? stopReason)
     {
-        w.WriteStartObject();
-        WriteHeader(w, s.Id, "text_completion", s.Created, s.Model);
-        w.WriteStartArray("choices");
-        w.WriteStartObject();
-        w.WriteNumber("index", choice);
+        StartChunk(w, s, "text_completion", choice);
         w.WriteString("text", text);
         w.WriteNull("logprobs");
         WriteFinishReason(w, finishReason);
         WriteStopReason(w, stopReason);
+        EndChunk(w, s);
+    }
+
+    /// <summary>Opens a chunk with its one choice: the caller writes the choice's fields, <see cref="EndChunk"/> closes it.</summary>
+    private static void StartChunk(Utf8JsonWriter w, StreamContext s, string obj, int choice)
+    {
+        w.WriteStartObject();
+        WriteHeader(w, s.Id, obj, s.Created, s.Model);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", choice);
+    }
+
+    private static void EndChunk(Utf8JsonWriter w, StreamContext s)
+    {
         w.WriteEndObject();
         w.WriteEndArray();
         if (s.IncludeUsage)

@@ -10,19 +10,7 @@ internal sealed class ValueCell
 
     public double Value => Volatile.Read(ref _value);
 
-    public void Add(double delta)
-    {
-        var current = Volatile.Read(ref _value);
-        while (true)
-        {
-            var seen = Interlocked.CompareExchange(ref _value, current + delta, current);
-            if (seen.Equals(current))
-            {
-                return;
-            }
-            current = seen;
-        }
-    }
+    public void Add(double delta) => AtomicDouble.Add(ref _value, delta);
 
     public void Set(double value) => Volatile.Write(ref _value, value);
 }
@@ -57,10 +45,19 @@ internal sealed class HistogramCell
             }
         }
         Interlocked.Increment(ref Counts[index]);
-        var current = Volatile.Read(ref _sum);
+        AtomicDouble.Add(ref _sum, value);
+    }
+}
+
+internal static class AtomicDouble
+{
+    /// <summary>Lock-free add: retry until no other thread changed the value between read and swap.</summary>
+    public static void Add(ref double location, double delta)
+    {
+        var current = Volatile.Read(ref location);
         while (true)
         {
-            var seen = Interlocked.CompareExchange(ref _sum, current + value, current);
+            var seen = Interlocked.CompareExchange(ref location, current + delta, current);
             if (seen.Equals(current))
             {
                 return;

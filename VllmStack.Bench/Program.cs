@@ -1,0 +1,24 @@
+using System.CommandLine;
+using VllmStack.Bench.Scenarios;
+
+var runs = new Option<int>("--runs") { DefaultValueFactory = _ => 5, Description = "Measured runs; the median is reported." };
+var duration = new Option<int>("--duration") { DefaultValueFactory = _ => 10, Description = "Seconds per run." };
+var connections = new Option<int>("--connections") { DefaultValueFactory = _ => 64, Description = "Concurrent connections." };
+var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 1, Description = "wrk threads (this machine has 2 cores, shared with the server)." };
+var maxTokens = new Option<int>("--max-tokens") { DefaultValueFactory = _ => 16, Description = "Output tokens per request." };
+var output = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+
+var enginesim = new Command("enginesim", "Non-streaming req/s of one EngineSim with the instant preset, measured with wrk.")
+{
+    runs, duration, connections, threads, maxTokens, output,
+};
+enginesim.SetAction(async (result, cancellationToken) =>
+{
+    var report = await EngineSimThroughput.RunAsync(new EngineSimThroughput.Settings(
+        result.GetValue(runs), TimeSpan.FromSeconds(result.GetValue(duration)), result.GetValue(connections),
+        result.GetValue(threads), result.GetValue(maxTokens), result.GetValue(output)!), cancellationToken);
+    return report.Median.Errors == 0 ? 0 : 1;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim };
+return await root.Parse(args).InvokeAsync();

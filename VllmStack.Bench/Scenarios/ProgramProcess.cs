@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.RegularExpressions;
+
+namespace VllmStack.Bench.Scenarios;
+
+/// <summary>A built program of this repository, started as <c>dotnet X.dll</c> and stopped by its own process id.</summary>
+public sealed partial class ProgramProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ProgramProcess(Process process, Uri url)
+    {
+        _process = process;
+        Url = url;
+    }
+
+    public Uri Url { get; }
+
+    public static async Task<ProgramProcess> StartEngineSimAsync(IEnumerable<string> args, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(ProgramDll("VllmStack.EngineSim"));
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        info.Environment["Logging__LogLevel__Default"] = "Warning";
+        var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start");
+        var ready = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null && Listening().Match(e.Data) is { Success: true } m)
+            {
+                ready.TrySetResult(new Uri(m.Groups[1].Value));
+            }
+        };
+        process.ErrorDataReceived += (_, _) => { };
+        process.EnableRaisingEvents = true;
+        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("EngineSim exited before it was ready"));
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            return new ProgramProcess(process, await ready.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken));
+        }
+        catch
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        _process.Dispose();
+    }
+
+    private static string ProgramDll(string project)
+    {
+        var configuration = typeof(ProgramProcess).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var path = Path.Combine(dir.FullName, project, "bin", configuration, "net10.0", project + ".dll");
+            if (File.Exists(path))
+            {
+                return path;
+            }
+        }
+        throw new FileNotFoundException($"{project}.dll ({configuration}) not found: build the solution first.");
+    }
+
+    [GeneratedRegex(@"EngineSim listening on (\S+)")]
+    private static partial Regex Listening();
+}
