@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http.Features;
 using VllmStack.EngineSim.Configuration;
 using VllmStack.EngineSim.Engine;
 
@@ -22,9 +21,9 @@ public sealed class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMid
             logger.LogInformation("Dropping {Path} mid-stream as the request asked", context.Request.Path);
             context.Abort();
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (context.RequestAborted.IsCancellationRequested && e is not ApiException)
         {
-            // The client went away; its sequences have already been released.
+            // The client went away (a cancelled wait or a write to a closed connection); its sequences are released.
         }
         catch (ApiException e)
         {

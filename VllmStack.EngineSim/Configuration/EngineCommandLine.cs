@@ -34,6 +34,7 @@ public static class EngineCommandLine
     private static readonly Option<double?> LatencyJitter = new("--latency-jitter") { Description = "Relative random spread of each delay (0–1)." };
     private static readonly Option<OutputMode> Output = new("--output-mode") { DefaultValueFactory = _ => OutputMode.Random, Description = "random: plausible words; echo: the prompt back." };
     private static readonly Option<int> EmbeddingDim = new("--embedding-dim") { DefaultValueFactory = _ => 1024, Description = "Length of /v1/embeddings vectors." };
+    private static readonly Option<MetricNames> MetricNamesOption = new("--metric-names") { DefaultValueFactory = _ => MetricNames.V1, Description = "v1: vLLM V1 metric names; v0: the older gpu_* names, for testing scrapers." };
     private static readonly Option<double> FailureRate = new("--failure-rate") { DefaultValueFactory = _ => 0, Description = "Share of requests (0–1) that fail on purpose." };
     private static readonly Option<string[]> FailureTypes = new("--failure-types") { AllowMultipleArgumentsPerToken = true, Description = "rate_limit, invalid_api_key, context_length, server_error, invalid_request, model_not_found, service_unavailable." };
 
@@ -54,7 +55,7 @@ public static class EngineCommandLine
         {
             ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
-            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, FailureRate, FailureTypes,
+            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, FailureRate, FailureTypes,
         };
         foreach (var name in AcceptedAndIgnored)
         {
@@ -139,6 +140,7 @@ public static class EngineCommandLine
             LatencyPresetName = presetName,
             Output = r.GetValue(Output),
             EmbeddingDimensions = r.GetValue(EmbeddingDim),
+            MetricNames = r.GetValue(MetricNamesOption),
             FailureRate = r.GetValue(FailureRate),
             FailureTypes = [.. (r.GetValue(FailureTypes) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(ParseFailureType)],
         };

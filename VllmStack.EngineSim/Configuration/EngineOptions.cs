@@ -9,6 +9,16 @@ public enum OutputMode
     Echo,
 }
 
+/// <summary>Which vLLM generation's metric names to expose.</summary>
+public enum MetricNames
+{
+    /// <summary>vLLM V1: <c>kv_cache_usage_perc</c>, <c>prefix_cache_queries/hits</c>.</summary>
+    V1,
+
+    /// <summary>Older releases: <c>gpu_cache_usage_perc</c>, <c>gpu_prefix_cache_queries/hits</c> (for testing scrapers).</summary>
+    V0,
+}
+
 public sealed record LoraModule(string Name, string Path, string? BaseModelName);
 
 /// <summary>Everything the simulator is told on its command line, validated before it starts serving.</summary>
@@ -49,6 +59,8 @@ public sealed class EngineOptions
     public OutputMode Output { get; init; } = OutputMode.Random;
 
     public int EmbeddingDimensions { get; init; } = 1024;
+
+    public MetricNames MetricNames { get; init; } = MetricNames.V1;
 
     /// <summary>Report <c>usage.prompt_tokens_details.cached_tokens</c> (vLLM: --enable-prompt-tokens-details).</summary>
     public bool EnablePromptTokensDetails { get; init; }

@@ -44,8 +44,9 @@ public sealed class EngineMetrics : IDisposable
 
         _promptTokens = _meter.CreateCounter<long>("vllm:prompt_tokens", null, "Number of prefill tokens processed.");
         _generationTokens = _meter.CreateCounter<long>("vllm:generation_tokens", null, "Number of generation tokens processed.");
-        _prefixQueries = _meter.CreateCounter<long>("vllm:prefix_cache_queries", null, "Prefix cache queries, in terms of number of queried tokens.");
-        _prefixHits = _meter.CreateCounter<long>("vllm:prefix_cache_hits", null, "Prefix cache hits, in terms of number of cached tokens.");
+        var v0 = options.MetricNames == MetricNames.V0;
+        _prefixQueries = _meter.CreateCounter<long>(v0 ? "vllm:gpu_prefix_cache_queries" : "vllm:prefix_cache_queries", null, "Prefix cache queries, in terms of number of queried tokens.");
+        _prefixHits = _meter.CreateCounter<long>(v0 ? "vllm:gpu_prefix_cache_hits" : "vllm:prefix_cache_hits", null, "Prefix cache hits, in terms of number of cached tokens.");
         _preemptions = _meter.CreateCounter<long>("vllm:num_preemptions", null, "Cumulative number of preemptions from the engine.");
         _requestSuccess = _meter.CreateCounter<long>("vllm:request_success", null, "Count of successfully processed requests.");
 
@@ -80,7 +81,7 @@ public sealed class EngineMetrics : IDisposable
             null, "Number of requests in model execution batches.");
         _meter.CreateObservableGauge("vllm:num_requests_waiting", () => new Measurement<long>(scheduler.Snapshot().Waiting, _model, _engine),
             null, "Number of requests waiting to be processed.");
-        _meter.CreateObservableGauge("vllm:kv_cache_usage_perc", () => new Measurement<double>(scheduler.Snapshot().KvCacheUsage, _model, _engine),
+        _meter.CreateObservableGauge(options.MetricNames == MetricNames.V0 ? "vllm:gpu_cache_usage_perc" : "vllm:kv_cache_usage_perc", () => new Measurement<double>(scheduler.Snapshot().KvCacheUsage, _model, _engine),
             null, "KV-cache usage. 1 means 100 percent usage.");
         var cacheConfig = new TagList
         {

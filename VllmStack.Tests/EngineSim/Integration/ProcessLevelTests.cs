@@ -63,3 +63,26 @@ public sealed class ProcessLevelTests
         Assert.Contains("vllm:num_requests_running", exposition);
     }
 }
+
+/// <summary>Older vLLM metric names, which scrapers (router, autoscaler) must also understand.</summary>
+public sealed class LegacyMetricNamesTests
+{
+    [Fact]
+    public async Task V0_names_replace_the_v1_ones_and_carry_the_same_values()
+    {
+        await using var sim = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--metric-names", "v0"]);
+        var prompt = string.Join(' ', Enumerable.Repeat("repeated words here", 40));
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await sim.Http.PostAsync("v1/completions",
+                new StringContent($$"""{"prompt":"{{prompt}}","max_tokens":2}""", System.Text.Encoding.UTF8, "application/json"));
+            response.EnsureSuccessStatusCode();
+        }
+
+        var metrics = await sim.MetricsAsync();
+        Assert.True(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Sum(metrics, "vllm:gpu_prefix_cache_hits_total") > 0);
+        Assert.True(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Contains(metrics, "vllm:gpu_cache_usage_perc"));
+        Assert.False(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Contains(metrics, "vllm:kv_cache_usage_perc"));
+        Assert.False(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Contains(metrics, "vllm:prefix_cache_hits_total"));
+    }
+}
