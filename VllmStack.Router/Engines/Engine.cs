@@ -1,0 +1,107 @@
+namespace VllmStack.Router.Engines;
+
+/// <summary>What the engine itself last reported on its <c>/metrics</c>.</summary>
+public sealed record EngineLoad(double Running, double Waiting, double KvCacheUsage, double PrefixCacheHitRate, int RouterInFlightAtScrape, DateTimeOffset ScrapedAt)
+{
+    public static readonly EngineLoad Unknown = new(0, 0, 0, 0, 0, DateTimeOffset.MinValue);
+}
+
+/// <summary>
+/// One engine replica as the router knows it: where it is, what it serves, whether it may receive traffic,
+/// and how loaded it is — both as it last reported and as the router sees live.
+/// </summary>
+public sealed class Engine
+{
+    private IReadOnlySet<string> _models = new HashSet<string>(StringComparer.Ordinal);
+    private EngineLoad _load = EngineLoad.Unknown;
+    private int _inFlight;
+    private int _consecutiveFailures;
+    private long _ejectedUntilTicks;
+
+    public Engine(int id, Uri url)
+    {
+        Id = id;
+        Url = url;
+        Name = url.GetLeftPart(UriPartial.Authority);
+    }
+
+    /// <summary>Unique within this router process while the engine is known; policies may key state by it.</summary>
+    public int Id { get; }
+
+    public Uri Url { get; }
+
+    /// <summary><c>http://host:port</c>: the <c>server</c> label of the router's metrics.</summary>
+    public string Name { get; }
+
+    /// <summary>Base model and adapter names from the engine's <c>/v1/models</c>; empty until first fetched.</summary>
+    public IReadOnlySet<string> Models => Volatile.Read(ref _models);
+
+    public bool ModelsKnown { get; private set; }
+
+    /// <summary>Result of the latest active <c>/health</c> probe (true until a probe says otherwise).</summary>
+    public bool ProbeHealthy { get; private set; } = true;
+
+    public EngineLoad Load => Volatile.Read(ref _load);
+
+    /// <summary>Requests this router has sent to the engine and not yet finished.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
+
+    public DateTimeOffset EjectedUntil => new(Volatile.Read(ref _ejectedUntilTicks), TimeSpan.Zero);
+
+    public bool IsEjected(DateTimeOffset now) => Volatile.Read(ref _ejectedUntilTicks) > now.UtcTicks;
+
+    /// <summary>May receive traffic: models known, last probe healthy, not ejected after failures.</summary>
+    public bool IsRoutable(DateTimeOffset now) => ModelsKnown && ProbeHealthy && !IsEjected(now);
+
+    /// <summary>
+    /// Load as leastload sees it: the router's live in-flight count, plus what the engine reported beyond the
+    /// router's own requests at scrape time (other routers, direct clients). Reacts between scrapes.
+    /// </summary>
+    public double LoadScore
+    {
+        get
+        {
+            var load = Load;
+            var external = Math.Max(0, load.Running + load.Waiting - load.RouterInFlightAtScrape);
+            return InFlight + external;
+        }
+    }
+
+    public bool Serves(string model) => Models.Contains(model);
+
+    public void SetModels(IEnumerable<string> models)
+    {
+        Volatile.Write(ref _models, new HashSet<string>(models, StringComparer.Ordinal));
+        ModelsKnown = true;
+    }
+
+    public void SetLoad(EngineLoad load) => Volatile.Write(ref _load, load);
+
+    public void SetProbeHealthy(bool healthy) => ProbeHealthy = healthy;
+
+    public int BeginRequest() => Interlocked.Increment(ref _inFlight);
+
+    public void EndRequest() => Interlocked.Decrement(ref _inFlight);
+
+    /// <summary>Passive health: each consecutive failure doubles the ejection, from <paramref name="baseDelay"/> up to <paramref name="maxDelay"/>.</summary>
+    public TimeSpan RecordFailure(DateTimeOffset now, TimeSpan baseDelay, TimeSpan maxDelay)
+    {
+        var failures = Interlocked.Increment(ref _consecutiveFailures);
+        var delay = TimeSpan.FromTicks(Math.Min(maxDelay.Ticks, baseDelay.Ticks * (1L << Math.Min(failures - 1, 20))));
+        Volatile.Write(ref _ejectedUntilTicks, (now + delay).UtcTicks);
+        return delay;
+    }
+
+    public void RecordSuccess()
+    {
+        if (Volatile.Read(ref _consecutiveFailures) != 0)
+        {
+            Volatile.Write(ref _consecutiveFailures, 0);
+            Volatile.Write(ref _ejectedUntilTicks, 0);
+        }
+    }
+
+    public override string ToString() => Name;
+}
