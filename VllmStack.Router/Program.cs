@@ -1,1 +1,145 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using VllmStack.Router.Api;
+using VllmStack.Router.Configuration;
+using VllmStack.Router.Discovery;
+using VllmStack.Router.Engines;
+using VllmStack.Router.Forwarding;
+using VllmStack.Router.Health;
+using VllmStack.Router.Routing;
+using VllmStack.Router.Stats;
+using VllmStack.ServiceDefaults;
+using VllmStack.ServiceDefaults.Discovery;
+
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(RouterCommandLine.Usage);
+    return 0;
+}
+
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "VllmStack.Router" });
+builder.Configuration.AddCommandLine(RouterCommandLine.Normalize(args), RouterCommandLine.SwitchMappings);
+RouterOptions options;
+try
+{
+    options = builder.Configuration.GetSection(RouterOptions.Section).Get<RouterOptions>() ?? new RouterOptions();
+}
+catch (InvalidOperationException e)
+{
+    await Console.Error.WriteLineAsync($"error: {e.Message}{(e.InnerException is null ? "" : " " + e.InnerException.Message)}");
+    return 2;
+}
+var problems = options.Validate().ToList();
+if (problems.Count > 0)
+{
+    foreach (var problem in problems)
+    {
+        await Console.Error.WriteLineAsync($"error: {problem}");
+    }
+    return 2;
+}
+
+builder.AddServiceDefaults();
+builder.Logging.AddSimpleConsole(o =>
+{
+    o.SingleLine = true;
+    o.TimestampFormat = "HH:mm:ss.fff ";
+});
+builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+builder.WebHost.ConfigureKestrel(kestrel =>
+{
+    kestrel.AddServerHeader = false;
+    // The proxy enforces Router:MaxRequestBodyBytes itself (it stops reading past the limit), so that a chunked
+    // body over the limit gets the same OpenAI-style 413 as one that declares its length.
+    kestrel.Limits.MaxRequestBodySize = null;
+    var urlsConfigured = !string.IsNullOrEmpty(builder.Configuration["urls"]) || !string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"])
+        || !string.IsNullOrEmpty(builder.Configuration["HTTP_PORTS"]) || !string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_HTTP_PORTS"]);
+    if (options.Port is null && urlsConfigured)
+    {
+        return;
+    }
+    var port = options.Port ?? 8080;
+    if (options.Host is "0.0.0.0" or "*" or "")
+    {
+        kestrel.ListenAnyIP(port);
+    }
+    else if (options.Host == "localhost")
+    {
+        kestrel.ListenLocalhost(port);
+    }
+    else
+    {
+        kestrel.Listen(IPAddress.Parse(options.Host), port);
+    }
+});
+
+var services = builder.Services;
+services.AddSingleton(options);
+services.AddHttpClient(EngineControlClient.HttpClientName);
+services.AddSingleton<EngineControlClient>();
+if (options.ServiceDiscovery == "k8s")
+{
+    services.AddSingleton<IEngineSource>(sp => new KubernetesEngineSource(options.Kubernetes, sp.GetRequiredService<ILogger<KubernetesEngineSource>>()));
+}
+else
+{
+    var staticUrls = options.StaticBackendUrls().ToHashSet();
+    foreach (var service in RouterOptions.SplitList(options.EngineServices))
+    {
+        foreach (var url in ServiceEndpoints.Resolve(builder.Configuration, service, "http", "https"))
+        {
+            staticUrls.Add(RouterOptions.ParseUrl(url.ToString()));
+        }
+    }
+    services.AddSingleton<IEngineSource>(new StaticEngineSource(staticUrls));
+}
+if (options.DynamicConfigJson is { Length: > 0 } dynamicPath)
+{
+    services.AddSingleton(sp => new DynamicConfigEngineSource(dynamicPath, sp.GetRequiredService<ILogger<DynamicConfigEngineSource>>()));
+    services.AddSingleton<IEngineSource>(sp => sp.GetRequiredService<DynamicConfigEngineSource>());
+}
+services.AddSingleton<EngineRegistry>();
+services.AddHostedService(sp => sp.GetRequiredService<EngineRegistry>());
+services.AddHostedService<ModelRefresher>();
+services.AddHostedService<HealthProber>();
+services.AddHostedService<EngineStatsScraper>();
+services.AddSingleton<RoutingPolicyHolder>();
+services.AddSingleton<EngineForwarder>();
+services.AddSingleton<RouterMetrics>();
+services.AddSingleton<ProxyEndpoint>();
+services.AddHealthChecks().AddCheck<EnginesHealthCheck>("engines");
+
+var app = builder.Build();
+var registry = app.Services.GetRequiredService<EngineRegistry>();
+var staticModels = options.StaticBackendUrls().Zip(options.StaticModelNames()).ToDictionary(p => p.First, p => p.Second);
+var dynamicSource = app.Services.GetService<DynamicConfigEngineSource>();
+registry.PresetModel = url => staticModels.GetValueOrDefault(url) ?? dynamicSource?.Current?.Models.GetValueOrDefault(url);
+var policies = app.Services.GetRequiredService<RoutingPolicyHolder>();
+if (dynamicSource is not null)
+{
+    dynamicSource.Changed += config =>
+    {
+        if (config.RoutingLogic is { } logic)
+        {
+            policies.Switch(logic);
+        }
+    };
+}
+app.Services.GetRequiredService<RouterMetrics>();
+
+app.UseMiddleware<ClientApiKeyMiddleware>();
+app.MapDefaultEndpoints();
+ProxyEndpoint.Map(app);
+RouterEndpoints.Map(app);
+app.MapFallback(context => ErrorResponses.WriteAsync(context, 404, $"No route for {context.Request.Method} {context.Request.Path}."));
+
+await app.StartAsync();
+var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+app.Logger.LogInformation("Router ready: url={Url} discovery={Discovery} routing={Routing} engines={Engines}",
+    address, options.ServiceDiscovery, options.RoutingLogic, registry.Engines.Count);
+Console.Out.WriteLine($"Router listening on {address}");
+await Console.Out.FlushAsync();
+await app.WaitForShutdownAsync();
 return 0;

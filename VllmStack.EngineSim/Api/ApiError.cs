@@ -1,4 +1,5 @@
 using System.Text.Json;
+using VllmStack.ServiceDefaults.Http;
 
 namespace VllmStack.EngineSim.Api;
 
@@ -13,41 +14,9 @@ public sealed record ApiError(int Status, string Message, string Type, string? P
 
     public static ApiError ModelNotFound(string model) => NotFound($"The model `{model}` does not exist.", "model");
 
-    /// <summary>An error of the given status with the type vLLM and OpenAI use for it.</summary>
-    public static ApiError ForStatus(int status, string message) => new(status, message, status switch
-    {
-        400 => "BadRequestError",
-        401 => "AuthenticationError",
-        403 => "PermissionDeniedError",
-        404 => "NotFoundError",
-        408 => "TimeoutError",
-        409 => "ConflictError",
-        413 => "RequestTooLargeError",
-        422 => "UnprocessableEntityError",
-        429 => "RateLimitError",
-        503 => "ServiceUnavailableError",
-        >= 500 => "InternalServerError",
-        _ => "BadRequestError",
-    });
+        public static ApiError ForStatus(int status, string message) => new(status, message, OpenAiErrors.TypeFor(status));
 
-    public void WriteTo(Utf8JsonWriter writer)
-    {
-        writer.WriteStartObject();
-        writer.WriteStartObject("error");
-        writer.WriteString("message", Message);
-        writer.WriteString("type", Type);
-        if (Param is null)
-        {
-            writer.WriteNull("param");
-        }
-        else
-        {
-            writer.WriteString("param", Param);
-        }
-        writer.WriteNumber("code", Status);
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-    }
+    public void WriteTo(Utf8JsonWriter writer) => OpenAiErrors.Write(writer, Status, Message, Type, Param);
 
     public async Task WriteAsync(HttpResponse response)
     {

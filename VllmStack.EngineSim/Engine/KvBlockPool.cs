@@ -1,3 +1,5 @@
+using VllmStack.ServiceDefaults.Collections;
+
 namespace VllmStack.EngineSim.Engine;
 
 /// <summary>
@@ -8,16 +10,11 @@ namespace VllmStack.EngineSim.Engine;
 /// </summary>
 public sealed class KvBlockPool
 {
-    private const int None = -1;
     private readonly int[] _refCount;
     private readonly ulong[] _hash;
     private readonly bool[] _hashed;
-    private readonly int[] _prev;
-    private readonly int[] _next;
-    private readonly bool[] _inFreeQueue;
+    private readonly IndexedLinkedList _free;
     private readonly Dictionary<ulong, int> _cached = [];
-    private int _head = None;
-    private int _tail = None;
 
     public KvBlockPool(int numBlocks, int blockSize, bool enablePrefixCaching)
     {
@@ -27,12 +24,10 @@ public sealed class KvBlockPool
         _refCount = new int[numBlocks];
         _hash = new ulong[numBlocks];
         _hashed = new bool[numBlocks];
-        _prev = new int[numBlocks];
-        _next = new int[numBlocks];
-        _inFreeQueue = new bool[numBlocks];
+        _free = new IndexedLinkedList(numBlocks);
         for (var i = 0; i < numBlocks; i++)
         {
-            PushTail(i);
+            _free.AddLast(i);
         }
     }
 
@@ -43,7 +38,7 @@ public sealed class KvBlockPool
     public bool PrefixCachingEnabled { get; }
 
     /// <summary>Blocks no sequence references (cached ones included: they can be evicted at any time).</summary>
-    public int FreeBlocks { get; private set; }
+    public int FreeBlocks => _free.Count;
 
     public int UsedBlocks => NumBlocks - FreeBlocks;
 
@@ -100,7 +95,7 @@ public sealed class KvBlockPool
             var block = _cached[prefixHashes[i]];
             if (_refCount[block]++ == 0)
             {
-                Unlink(block);
+                _free.Remove(block);
             }
             blocks.Add(block);
         }
@@ -116,7 +111,7 @@ public sealed class KvBlockPool
     {
         if (FreeBlocks == 0)
         {
-            block = None;
+            block = IndexedLinkedList.None;
             return false;
         }
         block = TakeFree();
@@ -147,7 +142,7 @@ public sealed class KvBlockPool
             var block = blocks[i];
             if (--_refCount[block] == 0)
             {
-                PushTail(block);
+                _free.AddLast(block);
             }
         }
         blocks.Clear();
@@ -157,7 +152,7 @@ public sealed class KvBlockPool
     public int ResetPrefixCache()
     {
         var dropped = 0;
-        for (var block = _head; block != None; block = _next[block])
+        for (var block = _free.First; block != IndexedLinkedList.None; block = _free.Next(block))
         {
             if (_hashed[block])
             {
@@ -170,8 +165,8 @@ public sealed class KvBlockPool
 
     private int TakeFree()
     {
-        var block = _head;
-        Unlink(block);
+        var block = _free.First;
+        _free.Remove(block);
         if (_hashed[block])
         {
             Evict(block);
@@ -186,50 +181,5 @@ public sealed class KvBlockPool
         _hashed[block] = false;
         Evictions++;
         BlockEvicted?.Invoke(_hash[block]);
-    }
-
-    private void PushTail(int block)
-    {
-        _prev[block] = _tail;
-        _next[block] = None;
-        if (_tail != None)
-        {
-            _next[_tail] = block;
-        }
-        else
-        {
-            _head = block;
-        }
-        _tail = block;
-        _inFreeQueue[block] = true;
-        FreeBlocks++;
-    }
-
-    private void Unlink(int block)
-    {
-        if (!_inFreeQueue[block])
-        {
-            throw new InvalidOperationException($"Block {block} is not free.");
-        }
-        var prev = _prev[block];
-        var next = _next[block];
-        if (prev != None)
-        {
-            _next[prev] = next;
-        }
-        else
-        {
-            _head = next;
-        }
-        if (next != None)
-        {
-            _prev[next] = prev;
-        }
-        else
-        {
-            _tail = prev;
-        }
-        _inFreeQueue[block] = false;
-        FreeBlocks--;
     }
 }

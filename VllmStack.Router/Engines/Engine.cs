@@ -1,5 +1,8 @@
 namespace VllmStack.Router.Engines;
 
+/// <summary>One entry of an engine's <c>/v1/models</c>: a base model (no parent) or a LoRA adapter.</summary>
+public sealed record ModelInfo(string Id, string? Root = null, string? Parent = null, int? MaxModelLen = null, long Created = 0, string OwnedBy = "vllm");
+
 /// <summary>What the engine itself last reported on its <c>/metrics</c>.</summary>
 public sealed record EngineLoad(double Running, double Waiting, double KvCacheUsage, double PrefixCacheHitRate, int RouterInFlightAtScrape, DateTimeOffset ScrapedAt)
 {
@@ -13,6 +16,7 @@ public sealed record EngineLoad(double Running, double Waiting, double KvCacheUs
 public sealed class Engine
 {
     private IReadOnlySet<string> _models = new HashSet<string>(StringComparer.Ordinal);
+    private IReadOnlyList<ModelInfo> _modelInfos = [];
     private EngineLoad _load = EngineLoad.Unknown;
     private int _inFlight;
     private int _consecutiveFailures;
@@ -35,6 +39,8 @@ public sealed class Engine
 
     /// <summary>Base model and adapter names from the engine's <c>/v1/models</c>; empty until first fetched.</summary>
     public IReadOnlySet<string> Models => Volatile.Read(ref _models);
+
+    public IReadOnlyList<ModelInfo> ModelInfos => Volatile.Read(ref _modelInfos);
 
     public bool ModelsKnown { get; private set; }
 
@@ -71,9 +77,13 @@ public sealed class Engine
 
     public bool Serves(string model) => Models.Contains(model);
 
-    public void SetModels(IEnumerable<string> models)
+    public void SetModels(IEnumerable<string> models) => SetModels(models.Select(m => new ModelInfo(m)));
+
+    public void SetModels(IEnumerable<ModelInfo> models)
     {
-        Volatile.Write(ref _models, new HashSet<string>(models, StringComparer.Ordinal));
+        var list = models.ToList();
+        Volatile.Write(ref _modelInfos, list);
+        Volatile.Write(ref _models, new HashSet<string>(list.Select(m => m.Id), StringComparer.Ordinal));
         ModelsKnown = true;
     }
 
@@ -102,6 +112,9 @@ public sealed class Engine
             Volatile.Write(ref _ejectedUntilTicks, 0);
         }
     }
+
+    /// <summary>Request figures the router measured for this engine (QPS, latency, TTFT, ITL).</summary>
+    public Stats.RequestStatsWindow Stats { get; init; } = new(TimeSpan.FromSeconds(60));
 
     public override string ToString() => Name;
 }

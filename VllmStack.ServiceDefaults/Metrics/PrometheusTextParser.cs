@@ -15,7 +15,10 @@ public sealed record PrometheusSample(string Name, IReadOnlyDictionary<string, s
 /// </summary>
 public static class PrometheusTextParser
 {
-    public static IReadOnlyList<PrometheusSample> Parse(string text)
+    public static IReadOnlyList<PrometheusSample> Parse(string text) => Parse(text, null);
+
+    /// <summary>Only samples whose metric name <paramref name="includeName"/> accepts (cheap: other lines are not parsed).</summary>
+    public static IReadOnlyList<PrometheusSample> Parse(string text, Func<string, bool>? includeName)
     {
         var samples = new List<PrometheusSample>();
         var lineNumber = 0;
@@ -26,6 +29,14 @@ public static class PrometheusTextParser
             if (line.Length == 0 || line[0] == '#')
             {
                 continue;
+            }
+            if (includeName is not null)
+            {
+                var end = line.AsSpan().IndexOfAny('{', ' ', '\t');
+                if (!includeName(end < 0 ? line : line[..end]))
+                {
+                    continue;
+                }
             }
             samples.Add(ParseLine(line, lineNumber));
         }

@@ -1,0 +1,38 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using VllmStack.ServiceDefaults.Http;
+
+namespace VllmStack.Router.Api;
+
+/// <summary>OpenAI-style errors, <c>{"error":{"message","type","param","code"}}</c>, the way the engines write them.</summary>
+public static class ErrorResponses
+{
+    private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static byte[] Body(int status, string message, string? param = null)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, Options))
+        {
+            OpenAiErrors.Write(w, status, message, param: param);
+        }
+        return stream.ToArray();
+    }
+
+    public static async Task WriteAsync(HttpContext context, int status, string message, string? param = null, TimeSpan? retryAfter = null)
+    {
+        var response = context.Response;
+        if (response.HasStarted)
+        {
+            context.Abort();
+            return;
+        }
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        if (retryAfter is { } after)
+        {
+            response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        await response.Body.WriteAsync(Body(status, message, param), context.RequestAborted);
+    }
+}

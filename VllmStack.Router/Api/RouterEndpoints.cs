@@ -1,0 +1,125 @@
+using System.Reflection;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using VllmStack.Router.Engines;
+using VllmStack.Router.Routing;
+
+namespace VllmStack.Router.Api;
+
+/// <summary>The router's own routes: <c>/v1/models</c> across engines, <c>/engines</c>, <c>/version</c>.</summary>
+public static class RouterEndpoints
+{
+    private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false };
+
+    public static string Version { get; } =
+        typeof(RouterEndpoints).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/v1/models", (HttpContext context, EngineRegistry registry) => WriteAsync(context, w => WriteModels(w, registry)));
+        app.MapGet("/engines", (HttpContext context, EngineRegistry registry, RoutingPolicyHolder policies) => WriteAsync(context, w => WriteEngines(w, registry, policies)));
+        app.MapGet("/version", (HttpContext context) => WriteAsync(context, w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("version", Version);
+            w.WriteString("name", "vllmstack-router");
+            w.WriteEndObject();
+        }));
+    }
+
+    /// <summary>Every model any engine serves, once, base models and adapters alike.</summary>
+    private static void WriteModels(Utf8JsonWriter w, EngineRegistry registry)
+    {
+        w.WriteStartObject();
+        w.WriteString("object", "list");
+        w.WriteStartArray("data");
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var model in registry.Engines.SelectMany(e => e.ModelInfos))
+        {
+            if (!seen.Add(model.Id))
+            {
+                continue;
+            }
+            w.WriteStartObject();
+            w.WriteString("id", model.Id);
+            w.WriteString("object", "model");
+            w.WriteNumber("created", model.Created);
+            w.WriteString("owned_by", model.OwnedBy);
+            w.WriteString("root", model.Root ?? model.Id);
+            if (model.Parent is null)
+            {
+                w.WriteNull("parent");
+            }
+            else
+            {
+                w.WriteString("parent", model.Parent);
+            }
+            if (model.MaxModelLen is { } max)
+            {
+                w.WriteNumber("max_model_len", max);
+            }
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private static void WriteEngines(Utf8JsonWriter w, EngineRegistry registry, RoutingPolicyHolder policies)
+    {
+        var now = DateTimeOffset.UtcNow;
+        w.WriteStartObject();
+        w.WriteString("routing_logic", policies.Current.Name);
+        w.WriteStartArray("engines");
+        foreach (var engine in registry.Engines)
+        {
+            var load = engine.Load;
+            var stats = engine.Stats.Snapshot();
+            w.WriteStartObject();
+            w.WriteString("url", engine.Url.ToString());
+            w.WriteString("name", engine.Name);
+            w.WriteStartArray("models");
+            foreach (var model in engine.Models.Order(StringComparer.Ordinal))
+            {
+                w.WriteStringValue(model);
+            }
+            w.WriteEndArray();
+            w.WriteString("health", engine.IsRoutable(now) ? "healthy" : !engine.ModelsKnown ? "starting" : !engine.ProbeHealthy ? "unhealthy" : "ejected");
+            w.WriteBoolean("routable", engine.IsRoutable(now));
+            w.WriteNumber("consecutive_failures", engine.ConsecutiveFailures);
+            if (engine.IsEjected(now))
+            {
+                w.WriteString("ejected_until", engine.EjectedUntil);
+            }
+            w.WriteNumber("in_flight", engine.InFlight);
+            w.WriteStartObject("engine_stats");
+            w.WriteNumber("num_requests_running", load.Running);
+            w.WriteNumber("num_requests_waiting", load.Waiting);
+            w.WriteNumber("kv_cache_usage_perc", load.KvCacheUsage);
+            w.WriteNumber("prefix_cache_hit_rate", load.PrefixCacheHitRate);
+            if (load.ScrapedAt > DateTimeOffset.MinValue)
+            {
+                w.WriteString("scraped_at", load.ScrapedAt);
+            }
+            w.WriteEndObject();
+            w.WriteStartObject("request_stats");
+            w.WriteNumber("qps", stats.Qps);
+            w.WriteNumber("avg_latency", stats.AvgLatency);
+            w.WriteNumber("avg_ttft", stats.AvgTtft);
+            w.WriteNumber("avg_itl", stats.AvgItl);
+            w.WriteNumber("requests", stats.Requests);
+            w.WriteNumber("failures", stats.Failures);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    private static async Task WriteAsync(HttpContext context, Action<Utf8JsonWriter> write)
+    {
+        context.Response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(context.Response.BodyWriter, Options);
+        write(writer);
+        await writer.FlushAsync(context.RequestAborted);
+    }
+}

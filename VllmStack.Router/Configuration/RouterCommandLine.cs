@@ -1,0 +1,65 @@
+namespace VllmStack.Router.Configuration;
+
+/// <summary>
+/// The vLLM Production Stack router's flags, as aliases of configuration keys, so that its users' command
+/// lines work here: <c>--routing-logic session</c> is <c>Router:RoutingLogic=session</c>.
+/// </summary>
+public static class RouterCommandLine
+{
+    public static readonly IDictionary<string, string> SwitchMappings = new Dictionary<string, string>
+    {
+        ["--host"] = "Router:Host",
+        ["--port"] = "Router:Port",
+        ["--service-discovery"] = "Router:ServiceDiscovery",
+        ["--static-backends"] = "Router:StaticBackends",
+        ["--static-models"] = "Router:StaticModels",
+        ["--routing-logic"] = "Router:RoutingLogic",
+        ["--session-key"] = "Router:SessionKey",
+        ["--engine-stats-interval"] = "Router:EngineStatsInterval",
+        ["--request-stats-window"] = "Router:RequestStatsWindow",
+        ["--k8s-namespace"] = "Router:Kubernetes:Namespace",
+        ["--k8s-label-selector"] = "Router:Kubernetes:LabelSelector",
+        ["--k8s-port"] = "Router:Kubernetes:Port",
+        ["--dynamic-config-json"] = "Router:DynamicConfigJson",
+        ["--api-keys"] = "Router:ApiKeys",
+        ["--engine-api-key"] = "Router:Forwarding:EngineApiKey",
+        ["--max-attempts"] = "Router:Forwarding:MaxAttempts",
+        ["--engine-services"] = "Router:EngineServices",
+    };
+
+    public const string Usage = """
+        VllmStack.Router: an OpenAI-compatible router in front of vLLM engines.
+
+        Flags (vLLM Production Stack router compatible; any Router:* configuration key also works as --Router:Key=value):
+          --host ADDRESS                 listen address (default 127.0.0.1)
+          --port PORT                    listen port (default: ASPNETCORE_URLS / HTTP_PORTS, else 8080)
+          --service-discovery static|k8s
+          --static-backends URL,URL      engine base URLs
+          --static-models M,M            one model per backend (routable before /v1/models answers)
+          --engine-services NAME,NAME    Aspire services whose services__NAME__http__N endpoints are engines (default engine)
+          --dynamic-config-json FILE     JSON re-read on change: static_backends, static_models, routing_logic
+          --routing-logic roundrobin|session|leastload|prefixaware (default leastload)
+          --session-key HEADER           session key header (or body field) for session routing (default x-user-id)
+          --engine-stats-interval SEC    engine /metrics scrape interval (default 1)
+          --request-stats-window SEC     sliding window of request stats (default 60)
+          --k8s-namespace NS --k8s-label-selector SEL --k8s-port PORT
+          --api-keys KEY,KEY             client keys (Authorization: Bearer KEY); none: open
+          --engine-api-key KEY           key sent to engines
+          --max-attempts N               engines tried per request before giving up (default 3)
+        """;
+
+    /// <summary>Flags the Production Stack router takes without a value; configuration needs one.</summary>
+    public static string[] Normalize(string[] args)
+    {
+        var result = new List<string>(args.Length);
+        foreach (var arg in args)
+        {
+            if (arg is "--log-stats" or "--enable-batch-api")
+            {
+                continue;
+            }
+            result.Add(arg);
+        }
+        return [.. result];
+    }
+}

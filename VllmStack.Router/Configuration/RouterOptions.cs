@@ -1,0 +1,168 @@
+namespace VllmStack.Router.Configuration;
+
+/// <summary>The router's settings: section <c>Router</c> of configuration (appsettings, environment <c>Router__X</c>, command line).</summary>
+public sealed class RouterOptions
+{
+    public const string Section = "Router";
+
+    /// <summary>Address to listen on when <see cref="Port"/> is set; otherwise ASPNETCORE_URLS / HTTP_PORTS decide.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    public int? Port { get; set; }
+
+    /// <summary><c>static</c> (a list, a dynamic config file, Aspire service variables) or <c>k8s</c> (pods by label).</summary>
+    public string ServiceDiscovery { get; set; } = "static";
+
+    /// <summary>Comma-separated engine base URLs.</summary>
+    public string? StaticBackends { get; set; }
+
+    /// <summary>Comma-separated model per static backend, routable before the first <c>/v1/models</c> answer.</summary>
+    public string? StaticModels { get; set; }
+
+    /// <summary>Aspire service names whose <c>services__NAME__http__N</c> endpoints are engines (comma-separated).</summary>
+    public string EngineServices { get; set; } = "engine";
+
+    /// <summary>A JSON file re-read when it changes: <c>static_backends</c>, <c>static_models</c>, <c>routing_logic</c>.</summary>
+    public string? DynamicConfigJson { get; set; }
+
+    /// <summary><c>roundrobin</c>, <c>session</c>, <c>leastload</c> or <c>prefixaware</c>.</summary>
+    public string RoutingLogic { get; set; } = "leastload";
+
+    /// <summary>Header (or, failing that, body field) holding the session key for <c>session</c> routing.</summary>
+    public string SessionKey { get; set; } = "x-user-id";
+
+    /// <summary>Seconds between scrapes of each engine's <c>/metrics</c>.</summary>
+    public double EngineStatsInterval { get; set; } = 1;
+
+    /// <summary>Seconds of the sliding window for per-engine request stats (QPS, TTFT, ITL, latency).</summary>
+    public double RequestStatsWindow { get; set; } = 60;
+
+    /// <summary>Seconds between refreshes of each engine's <c>/v1/models</c> (adapters loaded at runtime become routable).</summary>
+    public double ModelRefreshInterval { get; set; } = 5;
+
+    /// <summary>Seconds between active <c>/health</c> probes of each engine.</summary>
+    public double HealthProbeInterval { get; set; } = 5;
+
+    /// <summary>Timeout of each control call to an engine (models, health, metrics), in seconds.</summary>
+    public double ControlTimeout { get; set; } = 2;
+
+    /// <summary>Client API keys (comma-separated); empty: no key required.</summary>
+    public string? ApiKeys { get; set; }
+
+    /// <summary>Largest request body accepted, in bytes (413 beyond).</summary>
+    public long MaxRequestBodyBytes { get; set; } = 16 * 1024 * 1024;
+
+    public ForwardingOptions Forwarding { get; set; } = new();
+
+    public Routing.SessionRoutingOptions Session { get; set; } = new();
+
+    public Routing.PrefixRoutingOptions Prefix { get; set; } = new();
+
+    public Discovery.KubernetesDiscoveryOptions Kubernetes { get; set; } = new();
+
+    public IReadOnlyList<Uri> StaticBackendUrls() => SplitList(StaticBackends).Select(ParseUrl).ToList();
+
+    public IReadOnlyList<string> StaticModelNames() => SplitList(StaticModels);
+
+    public IReadOnlyList<string> ApiKeyList() => SplitList(ApiKeys);
+
+    public static IReadOnlyList<string> SplitList(string? value) =>
+        string.IsNullOrWhiteSpace(value) ? [] : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public static Uri ParseUrl(string value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            ? new Uri(uri.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/")
+            : throw new FormatException($"'{value}' is not an http(s) URL.");
+
+    public IEnumerable<string> Validate()
+    {
+        if (ServiceDiscovery is not ("static" or "k8s"))
+        {
+            yield return $"--service-discovery must be static or k8s, not '{ServiceDiscovery}'";
+        }
+        if (!Routing.RoutingPolicyNames.All.Contains(RoutingLogic))
+        {
+            yield return $"--routing-logic must be one of {string.Join(", ", Routing.RoutingPolicyNames.All)}, not '{RoutingLogic}'";
+        }
+        string? urlProblem = null;
+        try
+        {
+            _ = StaticBackendUrls();
+        }
+        catch (FormatException e)
+        {
+            urlProblem = $"--static-backends: {e.Message}";
+        }
+        if (urlProblem is not null)
+        {
+            yield return urlProblem;
+        }
+        var models = StaticModelNames();
+        if (models.Count > 0 && models.Count != SplitList(StaticBackends).Count)
+        {
+            yield return $"--static-models lists {models.Count} models for {SplitList(StaticBackends).Count} backends; give one per backend";
+        }
+        if (ServiceDiscovery == "k8s")
+        {
+            foreach (var problem in Kubernetes.Validate())
+            {
+                yield return problem;
+            }
+        }
+        if (Port is < 0 or > 65535)
+        {
+            yield return $"--port {Port} is not a TCP port";
+        }
+        if (EngineStatsInterval <= 0 || RequestStatsWindow <= 0 || ModelRefreshInterval <= 0 || HealthProbeInterval <= 0 || ControlTimeout <= 0)
+        {
+            yield return "intervals, windows and timeouts must be positive";
+        }
+        if (MaxRequestBodyBytes < 1024)
+        {
+            yield return "MaxRequestBodyBytes must be at least 1024";
+        }
+        foreach (var problem in Forwarding.Validate())
+        {
+            yield return problem;
+        }
+    }
+}
+
+public sealed class ForwardingOptions
+{
+    /// <summary>Seconds to open a connection to an engine.</summary>
+    public double ConnectTimeout { get; set; } = 5;
+
+    /// <summary>Seconds until the engine's response headers (a non-streaming request gets them when generation ends).</summary>
+    public double ResponseHeadersTimeout { get; set; } = 600;
+
+    /// <summary>Seconds without a byte from the engine while its body streams.</summary>
+    public double IdleTimeout { get; set; } = 60;
+
+    /// <summary>Engines tried for one request: a connection failure or a 5xx before any byte reached the client moves on.</summary>
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>First ejection of a failing engine, in seconds; doubles per consecutive failure up to <see cref="EjectionMax"/>.</summary>
+    public double EjectionBase { get; set; } = 1;
+
+    public double EjectionMax { get; set; } = 30;
+
+    /// <summary>Bearer key sent to engines in place of the client's Authorization header.</summary>
+    public string? EngineApiKey { get; set; }
+
+    public IEnumerable<string> Validate()
+    {
+        if (ConnectTimeout <= 0 || ResponseHeadersTimeout <= 0 || IdleTimeout <= 0)
+        {
+            yield return "Forwarding timeouts must be positive";
+        }
+        if (MaxAttempts < 1)
+        {
+            yield return "Forwarding:MaxAttempts must be at least 1";
+        }
+        if (EjectionBase <= 0 || EjectionMax < EjectionBase)
+        {
+            yield return "Forwarding:EjectionBase must be positive and not above EjectionMax";
+        }
+    }
+}

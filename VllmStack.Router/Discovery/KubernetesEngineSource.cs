@@ -1,0 +1,712 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+
+namespace VllmStack.Router.Discovery;
+
+/// <summary>
+/// Engines are the ready pods matching a label selector. Lists them through the Kubernetes API, then follows
+/// the watch stream from the list's resource version, re-listing when that version has expired (410 Gone).
+/// Talks plain HTTPS with the service-account token and cluster CA (KubernetesClient does not restore here).
+/// </summary>
+public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
+{
+    private const int ListPageSize = 500;
+    private const int MaxErrorBodyBytes = 8 * 1024;
+
+    private readonly KubernetesDiscoveryOptions _options;
+    private readonly ILogger<KubernetesEngineSource> _logger;
+    private readonly HttpClient _http;
+    private readonly string _podsQuery;
+    private readonly CancellationTokenSource _disposed = new();
+    private int _warnedMissingToken;
+
+    public KubernetesEngineSource(KubernetesDiscoveryOptions options, ILogger<KubernetesEngineSource> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logger);
+        var problems = options.Validate().ToList();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException($"Invalid Kubernetes discovery options: {string.Join("; ", problems)}", nameof(options));
+        }
+        _options = options;
+        _logger = logger;
+        var apiServer = options.ApiServer!;
+        var clusterCa = apiServer.Scheme == Uri.UriSchemeHttps ? LoadClusterCa(options.CaCertificatePath) : null;
+        _http = new HttpClient(CreateHandler(options, clusterCa), disposeHandler: true)
+        {
+            // A relative URL must land under any path prefix the API server URL has (e.g. behind a proxy).
+            BaseAddress = apiServer.AbsoluteUri.EndsWith('/') ? apiServer : new Uri(apiServer.AbsoluteUri + "/"),
+            // Watches are long-lived; each call gets its own deadline instead.
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
+        _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("VllmStack.Router", null));
+        _podsQuery = $"api/v1/namespaces/{Uri.EscapeDataString(options.Namespace)}/pods?labelSelector={Uri.EscapeDataString(options.LabelSelector)}";
+    }
+
+    public string Name => "kubernetes";
+
+    /// <summary>
+    /// Yields the engine URLs once after the first successful list (even if empty), then whenever they change.
+    /// API failures are logged and retried with back-off; the sequence runs until cancelled (it then throws
+    /// <see cref="OperationCanceledException"/>) or until the source is disposed (it then completes).
+    /// </summary>
+    public async IAsyncEnumerable<IReadOnlySet<Uri>> WatchAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var sets = Channel.CreateUnbounded<IReadOnlySet<Uri>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
+        var producer = RunAsync(new EngineSetWriter(sets.Writer), stop.Token);
+        try
+        {
+            await foreach (var set in sets.Reader.ReadAllAsync(cancellationToken))
+            {
+                yield return set;
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await producer;
+        }
+    }
+
+    /// <summary>Ends running watches (their sequences complete) and releases the HTTP client.</summary>
+    public void Dispose()
+    {
+        // Cancel first so that running watches end quietly rather than fail on a disposed client.
+        _disposed.Cancel();
+        _http.Dispose();
+    }
+
+    /// <summary>
+    /// Accepts the API server's certificate only if it chains to the cluster CA (as kubectl does: the system
+    /// roots are not trusted for the cluster) and was issued for the host connected to.
+    /// </summary>
+    internal static bool IsTrustedByClusterCa(X509Certificate2Collection clusterCa, X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors)
+    {
+        // The cluster CA can vouch for an unknown issuer, not for a wrong host name or a missing certificate.
+        if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
+        {
+            return false;
+        }
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(clusterCa);
+        // Cluster CAs publish no revocation lists.
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (presented is not null)
+        {
+            foreach (var element in presented.ChainElements)
+            {
+                chain.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+        if (certificate is X509Certificate2 leaf)
+        {
+            return chain.Build(leaf);
+        }
+        using var loaded = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        return chain.Build(loaded);
+    }
+
+    private async Task RunAsync(EngineSetWriter output, CancellationToken cancellationToken)
+    {
+        // Discovery runs on its own, off the consumer's MoveNext call stack.
+        await Task.Yield();
+        Exception? failure = null;
+        try
+        {
+            await DiscoverAsync(output, cancellationToken);
+        }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped (consumer cancelled or source disposed): whatever was in flight failing then is expected.
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+        finally
+        {
+            output.Complete(failure);
+        }
+    }
+
+    private async Task DiscoverAsync(EngineSetWriter output, CancellationToken cancellationToken)
+    {
+        var pods = new PodTable();
+        var backoff = new ReconnectBackoff(_options.ReconnectDelay, _options.MaxReconnectDelay);
+        while (true)
+        {
+            try
+            {
+                await ListAsync(pods, cancellationToken);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                await DelayAfterFailureAsync(e, "list", backoff, cancellationToken);
+                continue;
+            }
+            backoff.Reset();
+            LogListed(pods.Count, _options.Namespace, pods.ResourceVersion);
+            if (output.Publish(pods.Engines(), force: !output.HasPublished))
+            {
+                LogEnginesChanged(output.Count, _options.Namespace, _options.LabelSelector);
+            }
+
+            await WatchUntilExpiredAsync(pods, output, backoff, cancellationToken);
+            if (pods.EventsSinceList == 0)
+            {
+                // Expired again before a single event: don't let list/watch turn into a busy loop.
+                await Task.Delay(backoff.NextDelay(), cancellationToken);
+            }
+        }
+    }
+
+    private async Task ListAsync(PodTable pods, CancellationToken cancellationToken)
+    {
+        var listed = new List<PodInfo>();
+        string? continueToken = null;
+        string resourceVersion;
+        do
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(_options.RequestTimeout);
+            var url = $"{_podsQuery}&limit={ListPageSize}";
+            if (continueToken is not null)
+            {
+                url += $"&continue={Uri.EscapeDataString(continueToken)}";
+            }
+            using var response = await SendAsync(url, "list", deadline.Token);
+            await using var body = await response.Content.ReadAsStreamAsync(deadline.Token);
+            using var document = await JsonDocument.ParseAsync(body, default, deadline.Token);
+            (resourceVersion, continueToken) = PodJson.ReadList(document.RootElement, _options.Port, listed);
+        }
+        while (!string.IsNullOrEmpty(continueToken));
+        pods.Reset(listed, resourceVersion);
+    }
+
+    /// <summary>Follows the watch from the table's resource version until that version expires, re-watching after normal ends and failures.</summary>
+    private async Task WatchUntilExpiredAsync(PodTable pods, EngineSetWriter output, ReconnectBackoff backoff, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            WatchEnd end;
+            try
+            {
+                end = await WatchOnceAsync(pods, output, backoff, cancellationToken);
+            }
+            catch (KubernetesApiException e) when (e.StatusCode == HttpStatusCode.Gone)
+            {
+                end = WatchEnd.Expired;
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The last resource version is still good: resume from it (a 410 then says otherwise).
+                await DelayAfterFailureAsync(e, "watch", backoff, cancellationToken);
+                continue;
+            }
+
+            if (end == WatchEnd.Expired)
+            {
+                LogResourceVersionExpired(pods.ResourceVersion);
+                return;
+            }
+            if (end == WatchEnd.Quiet)
+            {
+                // A server or proxy that ends watches at once must not make this a busy loop.
+                await Task.Delay(_options.ReconnectDelay, cancellationToken);
+            }
+        }
+    }
+
+    private async Task<WatchEnd> WatchOnceAsync(PodTable pods, EngineSetWriter output, ReconnectBackoff backoff, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.RequestTimeout);
+        var url = $"{_podsQuery}&watch=true&allowWatchBookmarks=true&timeoutSeconds={_options.WatchTimeoutSeconds}";
+        if (pods.ResourceVersion.Length > 0)
+        {
+            url += $"&resourceVersion={Uri.EscapeDataString(pods.ResourceVersion)}";
+        }
+        using var response = await SendAsync(url, "watch", deadline.Token);
+        backoff.Reset();
+        // The server ends the watch after timeoutSeconds; the slack covers a server or proxy that does not.
+        deadline.CancelAfter(TimeSpan.FromSeconds(_options.WatchTimeoutSeconds) + _options.RequestTimeout);
+
+        var events = 0;
+        try
+        {
+            await using var body = await response.Content.ReadAsStreamAsync(deadline.Token);
+            using var reader = new StreamReader(body, Encoding.UTF8);
+            while (await reader.ReadLineAsync(deadline.Token) is { } line)
+            {
+                if (string.IsNullOrWhiteSpace(line))
+                {
+                    continue;
+                }
+                var watchEvent = PodJson.ReadEvent(line, _options.Port);
+                if (watchEvent.Type == WatchEventType.Error)
+                {
+                    if (watchEvent.ErrorCode == (int)HttpStatusCode.Gone)
+                    {
+                        return WatchEnd.Expired;
+                    }
+                    throw new KubernetesApiException((HttpStatusCode)(watchEvent.ErrorCode ?? 500), "watch", watchEvent.ErrorMessage ?? "ERROR event");
+                }
+
+                events++;
+                Apply(pods, watchEvent);
+                if (output.Publish(pods.Engines(), force: false))
+                {
+                    LogEnginesChanged(output.Count, _options.Namespace, _options.LabelSelector);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            LogWatchDeadline(_options.WatchTimeoutSeconds);
+        }
+        return events > 0 ? WatchEnd.Progressed : WatchEnd.Quiet;
+    }
+
+    private void Apply(PodTable pods, WatchEvent watchEvent)
+    {
+        switch (watchEvent.Type)
+        {
+            case WatchEventType.Added or WatchEventType.Modified when watchEvent.Pod is { } pod:
+                pods.Upsert(pod);
+                break;
+            case WatchEventType.Deleted when watchEvent.Pod is { } pod:
+                pods.Remove(pod.Key);
+                break;
+            case WatchEventType.Bookmark:
+                break;
+            default:
+                LogIgnoredEvent(watchEvent.Type);
+                break;
+        }
+        pods.EventsSinceList++;
+        if (!string.IsNullOrEmpty(watchEvent.ResourceVersion))
+        {
+            pods.ResourceVersion = watchEvent.ResourceVersion;
+        }
+    }
+
+    /// <summary>Sends a GET with a freshly read token; a non-success status becomes a <see cref="KubernetesApiException"/>.</summary>
+    private async Task<HttpResponseMessage> SendAsync(string relativeUrl, string verb, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, relativeUrl);
+        // Re-read on every request: projected service-account tokens rotate.
+        if (await ReadTokenAsync(cancellationToken) is { } token)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        if (response.IsSuccessStatusCode)
+        {
+            return response;
+        }
+        using (response)
+        {
+            var message = await ReadStatusMessageAsync(response, cancellationToken);
+            throw new KubernetesApiException(response.StatusCode, verb, message);
+        }
+    }
+
+    private async Task<string?> ReadTokenAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(_options.TokenPath))
+        {
+            return null;
+        }
+        try
+        {
+            var token = (await File.ReadAllTextAsync(_options.TokenPath, cancellationToken)).Trim();
+            return token.Length > 0 ? token : null;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // Fine behind `kubectl proxy`; say so once in case it is not.
+            if (Interlocked.Exchange(ref _warnedMissingToken, 1) == 0)
+            {
+                LogMissingToken(_options.TokenPath);
+            }
+            return null;
+        }
+    }
+
+    /// <summary>The <c>message</c> of the Status the API server answers errors with, or the start of whatever else came.</summary>
+    private static async Task<string> ReadStatusMessageAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+            var buffer = new byte[MaxErrorBodyBytes];
+            var length = 0;
+            int read;
+            while (length < buffer.Length && (read = await body.ReadAsync(buffer.AsMemory(length), cancellationToken)) > 0)
+            {
+                length += read;
+            }
+            var text = Encoding.UTF8.GetString(buffer, 0, length);
+            return PodJson.TryReadStatusMessage(text) ?? (text.Length > 200 ? text[..200] : text);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException)
+        {
+            return response.ReasonPhrase ?? "";
+        }
+    }
+
+    private async Task DelayAfterFailureAsync(Exception failure, string verb, ReconnectBackoff backoff, CancellationToken cancellationToken)
+    {
+        var delay = backoff.NextDelay();
+        switch (failure)
+        {
+            case KubernetesApiException { StatusCode: HttpStatusCode.Forbidden } e:
+                LogForbidden(e.Verb, _options.Namespace, e.Message, delay);
+                break;
+            case KubernetesApiException { StatusCode: HttpStatusCode.Unauthorized } e:
+                LogUnauthorized(e.Verb, _options.Namespace, e.Message, _options.TokenPath, delay);
+                break;
+            case KubernetesApiException e:
+                LogApiFailure(e.Verb, _options.Namespace, (int)e.StatusCode, e.Message, delay);
+                break;
+            case OperationCanceledException:
+                LogTimedOut(verb, _options.Namespace, _options.RequestTimeout, delay);
+                break;
+            case HttpRequestException or IOException or SocketException or JsonException:
+                LogRequestFailed(failure, verb, _options.Namespace, delay);
+                break;
+            default:
+                LogUnexpectedFailure(failure, verb, _options.Namespace, delay);
+                break;
+        }
+        await Task.Delay(delay, cancellationToken);
+    }
+
+    private X509Certificate2Collection? LoadClusterCa(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path) || !File.Exists(path))
+        {
+            LogMissingClusterCa(path);
+            return null;
+        }
+        var ca = new X509Certificate2Collection();
+        ca.ImportFromPemFile(path);
+        return ca;
+    }
+
+    private static SocketsHttpHandler CreateHandler(KubernetesDiscoveryOptions options, X509Certificate2Collection? clusterCa)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = options.RequestTimeout,
+            // A watch abandoned mid-stream (410, cancellation) must close its connection, not be drained for reuse.
+            MaxResponseDrainSize = 0,
+            AutomaticDecompression = DecompressionMethods.GZip,
+        };
+        if (clusterCa is { Count: > 0 })
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback =
+                (_, certificate, chain, errors) => IsTrustedByClusterCa(clusterCa, certificate, chain, errors);
+        }
+        return handler;
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Listed {PodCount} matching pods in namespace {Namespace} at resource version {ResourceVersion}")]
+    private partial void LogListed(int podCount, string @namespace, string resourceVersion);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Kubernetes discovery: {EngineCount} ready engine pods in namespace {Namespace} match {LabelSelector}")]
+    private partial void LogEnginesChanged(int engineCount, string @namespace, string labelSelector);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Kubernetes watch resource version {ResourceVersion} expired; re-listing pods")]
+    private partial void LogResourceVersionExpired(string resourceVersion);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Kubernetes watch passed its {WatchTimeoutSeconds} s lifetime without the server ending it; re-watching")]
+    private partial void LogWatchDeadline(int watchTimeoutSeconds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Ignored a Kubernetes watch event of type {EventType}")]
+    private partial void LogIgnoredEvent(WatchEventType eventType);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes API forbade the router to {Verb} pods in namespace {Namespace}: {Message}. Grant its service account the RBAC verbs get, list and watch on pods in that namespace (a Role and a RoleBinding); retrying in {Delay}")]
+    private partial void LogForbidden(string verb, string @namespace, string message, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes API rejected the router's credentials to {Verb} pods in namespace {Namespace}: {Message}. Check the service account token at {TokenPath}; the account needs get, list and watch on pods in that namespace; retrying in {Delay}")]
+    private partial void LogUnauthorized(string verb, string @namespace, string message, string tokenPath, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Kubernetes {Verb} of pods in namespace {Namespace} failed with {StatusCode}: {Message}; retrying in {Delay}")]
+    private partial void LogApiFailure(string verb, string @namespace, int statusCode, string message, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Kubernetes {Verb} of pods in namespace {Namespace} timed out after {Timeout}; retrying in {Delay}")]
+    private partial void LogTimedOut(string verb, string @namespace, TimeSpan timeout, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Kubernetes {Verb} of pods in namespace {Namespace} failed; retrying in {Delay}")]
+    private partial void LogRequestFailed(Exception exception, string verb, string @namespace, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes {Verb} of pods in namespace {Namespace} failed unexpectedly; retrying in {Delay}")]
+    private partial void LogUnexpectedFailure(Exception exception, string verb, string @namespace, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "No service account token at {TokenPath}; calling the Kubernetes API without credentials")]
+    private partial void LogMissingToken(string tokenPath);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster CA '{Path}' not found; the API server's certificate is checked against the system roots instead")]
+    private partial void LogMissingClusterCa(string path);
+
+    private enum WatchEnd
+    {
+        /// <summary>The stream ended (or reached its deadline) after delivering events.</summary>
+        Progressed,
+
+        /// <summary>The stream ended without a single event.</summary>
+        Quiet,
+
+        /// <summary>The resource version is too old to watch from: re-list.</summary>
+        Expired,
+    }
+}
+
+/// <summary>A non-success answer of the API server (HTTP status, or the code of a watch ERROR event).</summary>
+internal sealed class KubernetesApiException(HttpStatusCode statusCode, string verb, string message) : Exception(message)
+{
+    public HttpStatusCode StatusCode { get; } = statusCode;
+
+    /// <summary><c>list</c> or <c>watch</c>: the RBAC verb the failed call needed.</summary>
+    public string Verb { get; } = verb;
+}
+
+/// <summary>A pod as discovery cares about it: a stable key, and its engine URL when it may receive traffic.</summary>
+internal sealed record PodInfo(string Key, Uri? Engine);
+
+internal enum WatchEventType
+{
+    Unknown,
+    Added,
+    Modified,
+    Deleted,
+    Bookmark,
+    Error,
+}
+
+/// <summary>One line of a watch stream. <see cref="Pod"/> is null for bookmarks, errors and unreadable objects.</summary>
+internal readonly record struct WatchEvent(WatchEventType Type, PodInfo? Pod, string? ResourceVersion, int? ErrorCode, string? ErrorMessage);
+
+/// <summary>The engine-relevant state of the watched pods, keyed by pod uid, and the resource version it reflects.</summary>
+internal sealed class PodTable
+{
+    private readonly Dictionary<string, Uri> _engines = new(StringComparer.Ordinal);
+
+    public string ResourceVersion { get; set; } = "";
+
+    /// <summary>Pods known, engines or not (for logs).</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Watch events applied since the last list; zero means a watch never got going.</summary>
+    public int EventsSinceList { get; set; }
+
+    public void Reset(IEnumerable<PodInfo> pods, string resourceVersion)
+    {
+        _engines.Clear();
+        Count = 0;
+        foreach (var pod in pods)
+        {
+            Count++;
+            if (pod.Engine is not null)
+            {
+                _engines[pod.Key] = pod.Engine;
+            }
+        }
+        ResourceVersion = resourceVersion;
+        EventsSinceList = 0;
+    }
+
+    public void Upsert(PodInfo pod)
+    {
+        if (pod.Engine is null)
+        {
+            _engines.Remove(pod.Key);
+        }
+        else
+        {
+            _engines[pod.Key] = pod.Engine;
+        }
+    }
+
+    public void Remove(string key) => _engines.Remove(key);
+
+    public IReadOnlySet<Uri> Engines() => new HashSet<Uri>(_engines.Values);
+}
+
+/// <summary>Passes engine sets to the consumer, dropping any equal to the one passed before.</summary>
+internal sealed class EngineSetWriter(ChannelWriter<IReadOnlySet<Uri>> writer)
+{
+    private IReadOnlySet<Uri>? _last;
+
+    public bool HasPublished => _last is not null;
+
+    public int Count => _last?.Count ?? 0;
+
+    public bool Publish(IReadOnlySet<Uri> engines, bool force)
+    {
+        if (!force && _last is not null && _last.SetEquals(engines))
+        {
+            return false;
+        }
+        _last = engines;
+        // Unbounded: never fails while the channel is open.
+        return writer.TryWrite(engines);
+    }
+
+    public void Complete(Exception? failure) => writer.TryComplete(failure);
+}
+
+/// <summary>Exponential back-off with jitter, so that many routers do not reconnect in lockstep after an API server restart.</summary>
+internal sealed class ReconnectBackoff
+{
+    private readonly TimeSpan _initial;
+    private readonly TimeSpan _max;
+    private TimeSpan _next;
+
+    public ReconnectBackoff(TimeSpan initial, TimeSpan max)
+    {
+        _initial = initial;
+        _max = max;
+        _next = initial;
+    }
+
+    public TimeSpan NextDelay()
+    {
+        var delay = _next * (0.8 + (Random.Shared.NextDouble() * 0.4));
+        _next = _next * 2 < _max ? _next * 2 : _max;
+        return delay < _max ? delay : _max;
+    }
+
+    public void Reset() => _next = _initial;
+}
+
+/// <summary>Reads the parts of Pod, PodList, watch event and Status JSON that discovery needs; anything else is ignored.</summary>
+internal static class PodJson
+{
+    /// <summary>Adds the page's pods to <paramref name="pods"/>; returns the list's resource version and continue token.</summary>
+    public static (string ResourceVersion, string? Continue) ReadList(JsonElement list, int port, List<PodInfo> pods)
+    {
+        if (list.ValueKind != JsonValueKind.Object)
+        {
+            throw new JsonException("A pod list must be a JSON object.");
+        }
+        if (list.TryGetProperty("items", out var items) && items.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var item in items.EnumerateArray())
+            {
+                if (ReadPod(item, port) is { } pod)
+                {
+                    pods.Add(pod);
+                }
+            }
+        }
+        var metadata = Property(list, "metadata");
+        return (String(metadata, "resourceVersion") ?? "", String(metadata, "continue"));
+    }
+
+    public static WatchEvent ReadEvent(string line, int port)
+    {
+        using var document = JsonDocument.Parse(line);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new JsonException("A watch event must be a JSON object.");
+        }
+        var type = String(root, "type") switch
+        {
+            "ADDED" => WatchEventType.Added,
+            "MODIFIED" => WatchEventType.Modified,
+            "DELETED" => WatchEventType.Deleted,
+            "BOOKMARK" => WatchEventType.Bookmark,
+            "ERROR" => WatchEventType.Error,
+            _ => WatchEventType.Unknown,
+        };
+        var obj = Property(root, "object");
+        if (type == WatchEventType.Error)
+        {
+            // The object is a Status; its code is the HTTP status it stands for (410: resource version expired).
+            int? code = Property(obj, "code") is { ValueKind: JsonValueKind.Number } number && number.TryGetInt32(out var value) ? value : null;
+            return new WatchEvent(type, null, null, code, String(obj, "message") ?? String(obj, "reason"));
+        }
+        var pod = type == WatchEventType.Bookmark ? null : ReadPod(obj, port);
+        return new WatchEvent(type, pod, String(Property(obj, "metadata"), "resourceVersion"), null, null);
+    }
+
+    public static PodInfo? ReadPod(JsonElement pod, int port)
+    {
+        var metadata = Property(pod, "metadata");
+        var name = String(metadata, "name");
+        // Keyed by uid so that a pod re-created under the same name is a different pod.
+        var key = String(metadata, "uid") ?? (name is null ? null : $"{String(metadata, "namespace")}/{name}");
+        return key is null ? null : new PodInfo(key, EngineUrl(pod, metadata, port));
+    }
+
+    public static string? TryReadStatusMessage(string body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            return String(document.RootElement, "message");
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>An engine is a running, ready pod with an IP that is not being deleted (it is draining then).</summary>
+    private static Uri? EngineUrl(JsonElement pod, JsonElement metadata, int port)
+    {
+        if (Property(metadata, "deletionTimestamp").ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
+        {
+            return null;
+        }
+        var status = Property(pod, "status");
+        if (String(status, "phase") != "Running" || !IsReady(status))
+        {
+            return null;
+        }
+        if (!IPAddress.TryParse(String(status, "podIP"), out var ip))
+        {
+            return null;
+        }
+        var host = ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString();
+        return new Uri($"http://{host}:{port}/");
+    }
+
+    private static bool IsReady(JsonElement status)
+    {
+        var conditions = Property(status, "conditions");
+        if (conditions.ValueKind != JsonValueKind.Array)
+        {
+            return false;
+        }
+        foreach (var condition in conditions.EnumerateArray())
+        {
+            if (String(condition, "type") == "Ready")
+            {
+                return String(condition, "status") == "True";
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The named property of an object; <c>default</c> (Undefined) when absent or not an object.</summary>
+    private static JsonElement Property(JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) ? value : default;
+
+    private static string? String(JsonElement element, string name) =>
+        Property(element, name) is { ValueKind: JsonValueKind.String } value ? value.GetString() : null;
+}

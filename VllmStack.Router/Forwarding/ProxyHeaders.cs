@@ -1,0 +1,80 @@
+using System.Net.Http.Headers;
+using Microsoft.Extensions.Primitives;
+
+namespace VllmStack.Router.Forwarding;
+
+/// <summary>Which headers cross the router, in each direction (RFC 9110 §7.6.1: hop-by-hop headers never do).</summary>
+public static class ProxyHeaders
+{
+    public const string RequestId = "x-request-id";
+
+    private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+        "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect",
+    };
+
+    public static bool IsHopByHop(string name) => HopByHop.Contains(name);
+
+    /// <summary>Client → engine: everything end-to-end, the engine key instead of the client's Authorization when one is set.</summary>
+    public static void CopyToUpstream(IHeaderDictionary from, HttpRequestMessage to, string requestId, string? engineApiKey)
+    {
+        var connectionTokens = ConnectionTokens(from);
+        foreach (var (name, values) in from)
+        {
+            if (IsHopByHop(name) || connectionTokens.Contains(name) || name.Equals(RequestId, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            if (engineApiKey is not null && name.Equals("Authorization", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+            if (!to.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
+            {
+                to.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
+            }
+        }
+        to.Headers.TryAddWithoutValidation(RequestId, requestId);
+        if (engineApiKey is not null)
+        {
+            to.Headers.Authorization = new AuthenticationHeaderValue("Bearer", engineApiKey);
+        }
+    }
+
+    /// <summary>Engine → client: everything end-to-end from the response and its content.</summary>
+    public static void CopyToClient(HttpResponseMessage from, HttpResponse to)
+    {
+        Copy(from.Headers, to);
+        Copy(from.Content.Headers, to);
+        // The body is relayed as it arrives; Kestrel frames it (chunked) unless the engine gave a length.
+        if (from.Content.Headers.ContentLength is { } length)
+        {
+            to.ContentLength = length;
+        }
+    }
+
+    private static void Copy(HttpHeaders headers, HttpResponse to)
+    {
+        foreach (var (name, values) in headers)
+        {
+            if (!IsHopByHop(name) && !name.Equals(RequestId, StringComparison.OrdinalIgnoreCase))
+            {
+                to.Headers[name] = new StringValues([.. values]);
+            }
+        }
+    }
+
+    private static HashSet<string> ConnectionTokens(IHeaderDictionary headers)
+    {
+        var tokens = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var value in headers.Connection)
+        {
+            foreach (var token in (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                tokens.Add(token);
+            }
+        }
+        return tokens;
+    }
+}

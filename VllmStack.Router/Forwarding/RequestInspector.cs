@@ -1,0 +1,101 @@
+using System.Text;
+using System.Text.Json;
+
+namespace VllmStack.Router.Forwarding;
+
+/// <summary>What routing needs from a request body: the model, a session key, and (for prefix routing) the prompt as text.</summary>
+public sealed record InspectedRequest(string? Model, string? SessionKey, string? PromptText);
+
+/// <summary>
+/// Reads only the top-level fields routing needs; the body itself is forwarded untouched, byte for byte.
+/// The prompt text is built only when the routing policy asks for it.
+/// </summary>
+public static class RequestInspector
+{
+    public static InspectedRequest Inspect(ReadOnlySpan<byte> body, string? sessionField, bool wantPrompt)
+    {
+        if (body.IsEmpty)
+        {
+            return new InspectedRequest(null, null, null);
+        }
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("The request body must be a JSON object.");
+        }
+        string? model = null;
+        string? session = null;
+        string? user = null;
+        string? prompt = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isModel = reader.ValueTextEquals("model"u8);
+            var isUser = reader.ValueTextEquals("user"u8);
+            var isSession = sessionField is not null && reader.ValueTextEquals(sessionField);
+            var isMessages = wantPrompt && reader.ValueTextEquals("messages"u8);
+            var isPrompt = wantPrompt && (reader.ValueTextEquals("prompt"u8) || reader.ValueTextEquals("input"u8));
+            if (!reader.Read())
+            {
+                break;
+            }
+            if (isModel && reader.TokenType == JsonTokenType.String)
+            {
+                model = reader.GetString();
+            }
+            else if (isSession && reader.TokenType is JsonTokenType.String or JsonTokenType.Number)
+            {
+                session = reader.TokenType == JsonTokenType.String ? reader.GetString() : Encoding.UTF8.GetString(reader.ValueSpan);
+            }
+            else if (isUser && reader.TokenType == JsonTokenType.String)
+            {
+                user = reader.GetString();
+            }
+            else if ((isMessages || isPrompt) && reader.TokenType is JsonTokenType.StartArray or JsonTokenType.String)
+            {
+                prompt = PromptText(ref reader);
+                continue;
+            }
+            reader.Skip();
+        }
+        return new InspectedRequest(model, session ?? user, prompt);
+    }
+
+    /// <summary>Message roles and contents (or prompt strings / token ids) in order: enough to compare prefixes.</summary>
+    private static string PromptText(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            return reader.GetString() ?? "";
+        }
+        var text = new StringBuilder();
+        var depth = reader.CurrentDepth;
+        while (reader.Read() && reader.CurrentDepth > depth)
+        {
+            switch (reader.TokenType)
+            {
+                case JsonTokenType.PropertyName when reader.ValueTextEquals("role"u8) || reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("text"u8):
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String)
+                    {
+                        text.Append(reader.GetString()).Append('\n');
+                    }
+                    else if (reader.TokenType is JsonTokenType.StartArray or JsonTokenType.StartObject)
+                    {
+                        // Content parts: their "text" fields are read as the loop goes on.
+                    }
+                    break;
+                case JsonTokenType.PropertyName:
+                    reader.Read();
+                    reader.Skip();
+                    break;
+                case JsonTokenType.String when reader.CurrentDepth == depth + 1:
+                    text.Append(reader.GetString()).Append('\n');
+                    break;
+                case JsonTokenType.Number:
+                    text.Append(Encoding.UTF8.GetString(reader.ValueSpan)).Append(',');
+                    break;
+            }
+        }
+        return text.ToString();
+    }
+}

@@ -1,0 +1,50 @@
+namespace VllmStack.Router.Routing;
+
+/// <summary>Settings of the <c>session</c> policy.</summary>
+public sealed class SessionRoutingOptions
+{
+    /// <summary>
+    /// Points each engine gets on the consistent-hash ring. More points spread sessions more evenly
+    /// (the Production Stack uses 160) at the cost of a larger ring to build and search.
+    /// </summary>
+    public int VirtualNodes { get; set; } = 160;
+}
+
+/// <summary>Settings of the <c>prefixaware</c> policy.</summary>
+public sealed class PrefixRoutingOptions
+{
+    /// <summary>
+    /// Characters per prompt chunk; the index works at this granularity. Only whole chunks are indexed, so
+    /// prompts shorter than this always go to the least-loaded engine. 128 matches the Production Stack.
+    /// </summary>
+    public int ChunkSize { get; set; } = 128;
+
+    /// <summary>
+    /// Hard cap on chunk entries in the prefix index; the least recently used entries are evicted beyond it.
+    /// Memory is preallocated for this many entries (roughly 60 bytes each) and never grows with traffic.
+    /// </summary>
+    public int MaxIndexEntries { get; set; } = 262_144;
+
+    /// <summary>
+    /// The load guard fires only when the prefix holder's <c>LoadScore</c> exceeds the least-loaded
+    /// candidate's by more than this many requests...
+    /// </summary>
+    public int ImbalanceAbsolute { get; set; } = 8;
+
+    /// <summary>
+    /// ...and is more than this multiple of (least-loaded score + 1). Both must hold, so small absolute gaps
+    /// on idle engines and small relative gaps on busy engines keep their cache affinity.
+    /// </summary>
+    public double ImbalanceRatio { get; set; } = 1.5;
+}
+
+/// <summary>The policy names accepted by configuration (<c>--routing-logic</c>).</summary>
+public static class RoutingPolicyNames
+{
+    public const string RoundRobin = "roundrobin";
+    public const string Session = "session";
+    public const string LeastLoad = "leastload";
+    public const string PrefixAware = "prefixaware";
+
+    public static IReadOnlyList<string> All { get; } = [RoundRobin, Session, LeastLoad, PrefixAware];
+}

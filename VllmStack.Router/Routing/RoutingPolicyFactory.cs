@@ -1,0 +1,24 @@
+namespace VllmStack.Router.Routing;
+
+/// <summary>Builds the routing policy named in configuration.</summary>
+public static class RoutingPolicyFactory
+{
+    /// <summary>
+    /// The policy called <paramref name="name"/> (case-insensitive, see <see cref="RoutingPolicyNames"/>);
+    /// options left null take their defaults.
+    /// </summary>
+    /// <exception cref="ArgumentException">The name is not a known policy; the message lists the valid ones.</exception>
+    public static IRoutingPolicy Create(string name, SessionRoutingOptions? session = null, PrefixRoutingOptions? prefix = null)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name.Trim().ToLowerInvariant() switch
+        {
+            RoutingPolicyNames.RoundRobin => new RoundRobinPolicy(),
+            RoutingPolicyNames.Session => new SessionPolicy(session ?? new SessionRoutingOptions()),
+            RoutingPolicyNames.LeastLoad => new LeastLoadPolicy(),
+            RoutingPolicyNames.PrefixAware => new PrefixAwarePolicy(prefix ?? new PrefixRoutingOptions()),
+            _ => throw new ArgumentException(
+                $"Unknown routing policy '{name}'. Valid policies: {string.Join(", ", RoutingPolicyNames.All)}.", nameof(name)),
+        };
+    }
+}

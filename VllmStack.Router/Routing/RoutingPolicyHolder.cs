@@ -1,0 +1,42 @@
+using VllmStack.Router.Configuration;
+using VllmStack.Router.Engines;
+
+namespace VllmStack.Router.Routing;
+
+/// <summary>
+/// The policy in force. The dynamic config may switch it at runtime; the new policy learns the current
+/// engines at once, and requests already routed are not affected.
+/// </summary>
+public sealed class RoutingPolicyHolder
+{
+    private readonly RouterOptions _options;
+    private readonly EngineRegistry _registry;
+    private readonly ILogger<RoutingPolicyHolder> _logger;
+    private IRoutingPolicy _current;
+
+    public RoutingPolicyHolder(RouterOptions options, EngineRegistry registry, ILogger<RoutingPolicyHolder> logger)
+    {
+        _options = options;
+        _registry = registry;
+        _logger = logger;
+        _current = RoutingPolicyFactory.Create(options.RoutingLogic, options.Session, options.Prefix);
+        registry.Changed += (_, _) => Current.OnEnginesChanged(registry.Engines.ToList());
+    }
+
+    public IRoutingPolicy Current => Volatile.Read(ref _current);
+
+    /// <summary>Whether the policy reads the prompt (parsing it costs; other policies skip it).</summary>
+    public bool NeedsPrompt => Current.Name == RoutingPolicyNames.PrefixAware;
+
+    public void Switch(string name)
+    {
+        if (name == Current.Name)
+        {
+            return;
+        }
+        var next = RoutingPolicyFactory.Create(name, _options.Session, _options.Prefix);
+        next.OnEnginesChanged(_registry.Engines.ToList());
+        Volatile.Write(ref _current, next);
+        _logger.LogInformation("Routing logic switched to {Policy}", name);
+    }
+}

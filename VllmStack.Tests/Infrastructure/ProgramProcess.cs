@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace VllmStack.Tests.Infrastructure;
+
+/// <summary>
+/// One of this repository's built programs, started as <c>dotnet X.dll</c>. Start waits (bounded) for the
+/// program's "NAME listening on URL" line; dispose kills it by its own process id and waits for it to exit.
+/// </summary>
+public sealed class ProgramProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output;
+
+    private ProgramProcess(Process process, Uri baseUrl, StringBuilder output)
+    {
+        _process = process;
+        BaseUrl = baseUrl;
+        _output = output;
+    }
+
+    public Uri BaseUrl { get; }
+
+    public int ProcessId => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public static async Task<ProgramProcess> StartAsync(string project, string readyName, IEnumerable<string> args,
+        IDictionary<string, string>? environment = null, TimeSpan? startTimeout = null)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(RepoPaths.ProgramDll(project));
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        // Nothing of the test runner's own environment should leak into telemetry or URLs.
+        foreach (var key in new[] { "OTEL_EXPORTER_OTLP_ENDPOINT", "ASPNETCORE_URLS", "HTTP_PORTS", "ASPNETCORE_HTTP_PORTS" })
+        {
+            info.Environment.Remove(key);
+        }
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start.");
+        var output = new StringBuilder();
+        var ready = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pattern = new Regex(Regex.Escape(readyName) + @" listening on (\S+)");
+        void OnLine(string? line)
+        {
+            if (line is null)
+            {
+                return;
+            }
+            lock (output)
+            {
+                output.AppendLine(line);
+            }
+            if (pattern.Match(line) is { Success: true } match)
+            {
+                ready.TrySetResult(new Uri(match.Groups[1].Value.TrimEnd('/') + "/"));
+            }
+        }
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        process.EnableRaisingEvents = true;
+        process.Exited += (_, _) =>
+        {
+            // Let the output readers drain first, so the reason the program gave is in the message.
+            process.WaitForExit();
+            ready.TrySetException(new InvalidOperationException($"{project} exited with code {process.ExitCode} before it was ready."));
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            var url = await ready.Task.WaitAsync(startTimeout ?? TimeSpan.FromSeconds(30));
+            return new ProgramProcess(process, url, output);
+        }
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+        {
+            Kill(process);
+            string text;
+            lock (output)
+            {
+                text = output.ToString();
+            }
+            throw new InvalidOperationException($"{project} did not become ready: {e.Message}\n{text}", e);
+        }
+    }
+
+    /// <summary>Kills the program at once, as a crash would (no graceful shutdown).</summary>
+    public void Kill() => Kill(_process);
+
+    public async ValueTask DisposeAsync()
+    {
+        Kill(_process);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Killed and still not gone after 10 s: nothing more a test can do.
+        }
+        _process.Dispose();
+    }
+
+    private static void Kill(Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+}
