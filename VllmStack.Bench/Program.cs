@@ -20,5 +20,24 @@ enginesim.SetAction(async (result, cancellationToken) =>
     return report.Median.Errors == 0 ? 0 : 1;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim };
+var rate = new Option<int>("--rate") { DefaultValueFactory = _ => 1000, Description = "Fixed request rate for the latency measurement." };
+var ttfbRequests = new Option<int>("--ttfb-requests") { DefaultValueFactory = _ => 300, Description = "Sequential streaming requests per TTFB measurement." };
+var routerRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 5, Description = "Measured runs per path; medians are reported." };
+var routerDuration = new Option<int>("--duration") { DefaultValueFactory = _ => 10, Description = "Seconds per measurement." };
+var routerConnections = new Option<int>("--connections") { DefaultValueFactory = _ => 64, Description = "wrk connections for the maximum throughput." };
+var routerOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var router = new Command("router", "Router overhead against going straight to EngineSim (instant): max req/s, latency at a fixed rate, streaming TTFB.")
+{
+    routerRuns, routerDuration, routerConnections, rate, ttfbRequests, routerOutput,
+};
+router.SetAction(async (result, cancellationToken) =>
+{
+    var report = await RouterOverhead.RunAsync(new RouterOverhead.Settings(
+        result.GetValue(routerRuns), TimeSpan.FromSeconds(result.GetValue(routerDuration)), result.GetValue(routerConnections),
+        result.GetValue(rate), result.GetValue(ttfbRequests), result.GetValue(routerOutput)!), cancellationToken);
+    var errors = report.Direct.Concat(report.Router).Sum(p => p.MaxThroughput.Errors + p.FixedRate.Errors + p.TimeToFirstByte.Errors);
+    return errors == 0 ? 0 : 1;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router };
 return await root.Parse(args).InvokeAsync();

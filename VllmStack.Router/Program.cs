@@ -129,6 +129,7 @@ if (dynamicSource is not null)
 }
 app.Services.GetRequiredService<RouterMetrics>();
 
+app.UseMiddleware<UnhandledErrorMiddleware>();
 app.UseMiddleware<ClientApiKeyMiddleware>();
 app.MapDefaultEndpoints();
 ProxyEndpoint.Map(app);

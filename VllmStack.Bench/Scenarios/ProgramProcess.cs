@@ -17,10 +17,16 @@ public sealed partial class ProgramProcess : IAsyncDisposable
 
     public Uri Url { get; }
 
-    public static async Task<ProgramProcess> StartEngineSimAsync(IEnumerable<string> args, CancellationToken cancellationToken)
+    public static Task<ProgramProcess> StartEngineSimAsync(IEnumerable<string> args, CancellationToken cancellationToken) =>
+        StartAsync("VllmStack.EngineSim", "EngineSim", args, cancellationToken);
+
+    public static Task<ProgramProcess> StartRouterAsync(IEnumerable<string> args, CancellationToken cancellationToken) =>
+        StartAsync("VllmStack.Router", "Router", args, cancellationToken);
+
+    private static async Task<ProgramProcess> StartAsync(string project, string readyName, IEnumerable<string> args, CancellationToken cancellationToken)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(ProgramDll("VllmStack.EngineSim"));
+        info.ArgumentList.Add(ProgramDll(project));
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
@@ -30,14 +36,14 @@ public sealed partial class ProgramProcess : IAsyncDisposable
         var ready = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
         {
-            if (e.Data is not null && Listening().Match(e.Data) is { Success: true } m)
+            if (e.Data is not null && Listening().Match(e.Data) is { Success: true } m && m.Groups[1].Value == readyName)
             {
-                ready.TrySetResult(new Uri(m.Groups[1].Value));
+                ready.TrySetResult(new Uri(m.Groups[2].Value));
             }
         };
         process.ErrorDataReceived += (_, _) => { };
         process.EnableRaisingEvents = true;
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("EngineSim exited before it was ready"));
+        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException($"{project} exited before it was ready"));
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         try
@@ -75,6 +81,6 @@ public sealed partial class ProgramProcess : IAsyncDisposable
         throw new FileNotFoundException($"{project}.dll ({configuration}) not found: build the solution first.");
     }
 
-    [GeneratedRegex(@"EngineSim listening on (\S+)")]
+    [GeneratedRegex(@"^(EngineSim|Router) listening on (\S+)")]
     private static partial Regex Listening();
 }

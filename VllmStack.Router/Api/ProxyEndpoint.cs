@@ -157,6 +157,12 @@ public sealed class ProxyEndpoint(
                     return;
                 }
             }
+            catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+            {
+                // The client left while the engine was still working: not the engine's failure.
+                ended = true;
+                return;
+            }
             finally
             {
                 if (!ended)

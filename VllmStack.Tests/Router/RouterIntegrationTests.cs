@@ -355,3 +355,17 @@ public sealed class RouterResilienceTests
         Assert.Contains("--routing-logic must be one of", error.Message);
     }
 }
+
+/// <summary>Engines named the Aspire way, as an AppHost hands them to the router.</summary>
+public sealed class AspireDiscoveryTests
+{
+    [Fact]
+    public async Task Engines_come_from_services_variables()
+    {
+        await using var engine = await EngineSimProcess.StartAsync(["--latency-preset", "instant"]);
+        await using var router = await RouterProcess.StartAsync([], new Dictionary<string, string> { ["services__engine__http__0"] = engine.BaseUrl.ToString() });
+        await router.WaitForEnginesAsync(e => e.Count == 1 && e[0]!["routable"]!.GetValue<bool>(), TimeSpan.FromSeconds(15), "the engine from services__engine__http__0");
+        var (status, _) = await OpenAiHttp.PostJsonAsync(router.Http, "v1/completions", new { model = EngineSimProcess.DefaultModel, prompt = "aspire", max_tokens = 2 });
+        Assert.Equal(200, status);
+    }
+}
