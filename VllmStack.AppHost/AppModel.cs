@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Configuration;
+using VllmStack.Hosting.Builder;
+using VllmStack.Hosting.Testing;
+using VllmStack.Hosting.Vllm;
+
+namespace VllmStack.AppHost;
+
+/// <summary>
+/// The stack, declared once: run by <c>dotnet run --project VllmStack.AppHost</c> and by the testing builder.
+/// Parameters come from configuration, e.g. <c>--Parameters:model=Qwen/Qwen2.5-7B-Instruct --Parameters:router-port=9090</c>.
+/// </summary>
+public sealed class AppModel : IDistributedApplicationModel
+{
+    public const string DefaultModel = "meta-llama/Llama-3.1-8B-Instruct";
+
+    public static void Configure(DistributedApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        var model = builder.AddParameter("model", DefaultModel);
+        var routerPort = configuration.GetValue<int?>("Parameters:router-port") ?? 8080;
+        var replicas = configuration.GetValue<int?>("Parameters:engine-replicas") ?? 2;
+        var preset = configuration["Parameters:engine-preset"] ?? "h100-8b";
+
+        var engine = builder.AddVllm("engine", model)
+            .WithReplicas(replicas)
+            .WithEngineOptions(options => options.SimulatorPreset = preset);
+
+        builder.AddProjectByName("router", "VllmStack.Router")
+            .WithHttpEndpoint(port: routerPort)
+            .WithHttpHealthCheck("/health")
+            .WithArgs("--routing-logic", configuration["Parameters:routing-logic"] ?? "leastload")
+            .WithEngines(engine)
+            .WaitFor(engine);
+    }
+}
