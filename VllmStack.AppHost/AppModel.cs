@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using VllmStack.Hosting.Builder;
+using VllmStack.Hosting.Redis;
 using VllmStack.Hosting.Testing;
 using VllmStack.Hosting.Vllm;
 
@@ -24,6 +25,8 @@ public sealed class AppModel : IDistributedApplicationModel
         var engine = builder.AddVllm("engine", model)
             .WithReplicas(replicas)
             .WithEngineOptions(options => options.SimulatorPreset = preset);
+
+        var cache = builder.AddRedis("cache");
 
         builder.AddProjectByName("router", "VllmStack.Router")
             .WithHttpEndpoint(port: routerPort)

@@ -44,6 +44,16 @@ public interface IRunnableResource : IResource
     string KindDescription { get; }
 }
 
+/// <summary>
+/// A resource that must look at the machine before it can start (which engine or Redis server to run): the
+/// supervisor awaits <see cref="PrepareAsync"/> before launching its first replica. A failure is kept and
+/// reported as the resource's reason for not starting.
+/// </summary>
+public interface IPreparedResource : IResource
+{
+    Task PrepareAsync(CancellationToken cancellationToken);
+}
+
 /// <summary>A resource others reach through a connection string (<c>ConnectionStrings__name</c>).</summary>
 public interface IResourceWithConnectionString : IResource
 {

@@ -87,10 +87,6 @@ public sealed class DistributedApplication : IAsyncDisposable
             _console?.Announce(_dashboard.Url);
         }
         new EngineListWriter([.. Resources.SelectMany(r => r.Annotations.OfType<EngineListAnnotation>())], Runtime).Start();
-        foreach (var vllm in Resources.OfType<VllmResource>())
-        {
-            vllm.ResolveMode();
-        }
         foreach (var supervisor in _supervisors.Values)
         {
             _ = RunSupervisorAsync(supervisor);

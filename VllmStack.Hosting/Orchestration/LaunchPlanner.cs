@@ -101,18 +101,21 @@ public static class LaunchPlanner
     }
 }
 
-/// <summary>Finds a usable container runtime: its client on PATH and its engine answering.</summary>
+/// <summary>Finds a usable container runtime: its client on PATH and its engine answering. Probed once per process.</summary>
 public static class ContainerRuntime
 {
-    private static readonly Lazy<string?> Found = new(Probe);
+    private static readonly Lazy<Task<string?>> Found = new(ProbeAsync);
 
-    public static string? Find() => Found.Value;
+    /// <summary>The runtime found by <see cref="FindAsync"/>, or null (also before it has been probed).</summary>
+    public static string? Find() => Found.IsValueCreated && Found.Value.IsCompletedSuccessfully ? Found.Value.Result : null;
 
-    private static string? Probe()
+    public static Task<string?> FindAsync() => Found.Value;
+
+    private static async Task<string?> ProbeAsync()
     {
         foreach (var candidate in new[] { "docker", "podman" })
         {
-            if (Executables.Which(candidate) is { } path && Executables.RunQuietly(path, ["info"], TimeSpan.FromSeconds(5)))
+            if (Executables.Which(candidate) is { } path && await Executables.OutputAsync(path, ["info"], null, TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false) is not null)
             {
                 return path;
             }
@@ -137,33 +140,56 @@ public static class Executables
         return null;
     }
 
-    /// <summary>Runs a probe command; true when it exits 0 within the timeout (it is killed otherwise).</summary>
-    public static bool RunQuietly(string fileName, IEnumerable<string> args, TimeSpan timeout)
+    /// <summary>
+    /// Runs a short probe command (<c>redis-server --version</c>, <c>docker info</c>): its standard output when it exits 0
+    /// within <paramref name="timeout"/>, null otherwise (it is killed on time-out, and a missing program is null too).
+    /// </summary>
+    public static async Task<string?> OutputAsync(string fileName, IEnumerable<string> args, string? workingDirectory, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var info = new System.Diagnostics.ProcessStartInfo(fileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        System.Diagnostics.Process? process;
         try
         {
-            var info = new System.Diagnostics.ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var arg in args)
-            {
-                info.ArgumentList.Add(arg);
-            }
-            using var process = System.Diagnostics.Process.Start(info);
-            if (process is null)
-            {
-                return false;
-            }
-            process.StandardOutput.ReadToEndAsync();
-            process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(timeout))
-            {
-                process.Kill(entireProcessTree: true);
-                return false;
-            }
-            return process.ExitCode == 0;
+            process = System.Diagnostics.Process.Start(info);
         }
         catch (System.ComponentModel.Win32Exception)
         {
-            return false;
+            return null;
+        }
+        if (process is null)
+        {
+            return null;
+        }
+        using (process)
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(timeout);
+            try
+            {
+                var output = process.StandardOutput.ReadToEndAsync(deadline.Token);
+                var errors = process.StandardError.ReadToEndAsync(deadline.Token);
+                await process.WaitForExitAsync(deadline.Token).ConfigureAwait(false);
+                // A child left behind could hold the pipes open after the command itself exited: reading is bounded too.
+                var text = await output.ConfigureAwait(false);
+                await errors.ConfigureAwait(false);
+                return process.ExitCode == 0 ? text : null;
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                cancellationToken.ThrowIfCancellationRequested();
+                return null;
+            }
         }
     }
 }

@@ -59,6 +59,21 @@ internal sealed class ResourceSupervisor
             }
         }
         _waiting = false;
+        if (_resource is IPreparedResource prepared)
+        {
+            try
+            {
+                await prepared.PrepareAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _message = e.Message;
+                _logs.Write(_resource.Name, 0, true, e.Message);
+                _stopped = true;
+                Publish(ResourceState.FailedToStart);
+                return;
+            }
+        }
         await ScaleAsync(_desired).ConfigureAwait(false);
     }
 

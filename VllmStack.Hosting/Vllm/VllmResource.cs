@@ -38,7 +38,7 @@ public sealed class VllmEngineOptions
 }
 
 /// <summary>A vLLM engine (one or more replicas) serving one model; the mode is chosen when the app starts.</summary>
-public sealed class VllmResource(string name, ParameterResource model, string engineSimProjectPath, string buildConfiguration) : Resource(name), IRunnableResource
+public sealed class VllmResource(string name, ParameterResource model, string engineSimProjectPath, string buildConfiguration) : Resource(name), IRunnableResource, IPreparedResource
 {
     public string BuildConfiguration { get; } = buildConfiguration;
 
@@ -62,17 +62,21 @@ public sealed class VllmResource(string name, ParameterResource model, string en
     };
 
     /// <summary>Picks the mode once: container with GPUs, else the vllm executable, else the simulator.</summary>
-    public EngineMode ResolveMode()
+    public async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        if (Mode is { } known)
+        if (Mode is not null)
         {
-            return known;
+            return;
         }
-        Mode = ForcedMode
-            ?? (ContainerRuntime.Find() is not null && Executables.Which("nvidia-smi") is { } smi && Executables.RunQuietly(smi, ["-L"], TimeSpan.FromSeconds(5))
-                ? EngineMode.Container
-                : Executables.Which("vllm") is not null ? EngineMode.Executable : EngineMode.Simulated);
-        return Mode.Value;
+        if (ForcedMode is { } forced)
+        {
+            Mode = forced;
+            return;
+        }
+        var gpu = await ContainerRuntime.FindAsync().ConfigureAwait(false) is not null
+            && Executables.Which("nvidia-smi") is { } smi
+            && await Executables.OutputAsync(smi, ["-L"], null, TimeSpan.FromSeconds(5), cancellationToken).ConfigureAwait(false) is not null;
+        Mode = gpu ? EngineMode.Container : Executables.Which("vllm") is not null ? EngineMode.Executable : EngineMode.Simulated;
     }
 
     /// <summary><c>vllm serve</c>'s arguments from the options (the simulator accepts the same ones).</summary>
@@ -98,7 +102,7 @@ public sealed class VllmResource(string name, ParameterResource model, string en
     {
         var port = context.Port();
         var serve = ServeArguments(context.Runtime, port);
-        switch (ResolveMode())
+        switch (Mode ?? throw new InvalidOperationException($"Engine '{Name}' has not been prepared."))
         {
             case EngineMode.Container:
                 var container = ContainerRuntime.Find()!;

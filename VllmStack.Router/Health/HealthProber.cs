@@ -9,7 +9,7 @@ public sealed class HealthProber(EngineRegistry registry, EngineControlClient cl
 {
     protected override TimeSpan Interval => TimeSpan.FromSeconds(options.HealthProbeInterval);
 
-    protected override async Task RunOnceAsync(Engine engine, CancellationToken cancellationToken)
+    protected override async Task<bool> RunOnceAsync(Engine engine, CancellationToken cancellationToken)
     {
         var (ok, body) = await client.GetAsync(engine.Url, "health", cancellationToken).ConfigureAwait(false);
         if (ok != engine.ProbeHealthy)
@@ -24,5 +24,6 @@ public sealed class HealthProber(EngineRegistry registry, EngineControlClient cl
             }
         }
         engine.SetProbeHealthy(ok);
+        return ok;
     }
 }

@@ -10,12 +10,12 @@ public sealed class ModelRefresher(EngineRegistry registry, EngineControlClient 
 {
     protected override TimeSpan Interval => TimeSpan.FromSeconds(options.ModelRefreshInterval);
 
-    protected override async Task RunOnceAsync(Engine engine, CancellationToken cancellationToken)
+    protected override async Task<bool> RunOnceAsync(Engine engine, CancellationToken cancellationToken)
     {
         var (ok, body) = await client.GetAsync(engine.Url, "v1/models", cancellationToken).ConfigureAwait(false);
         if (!ok)
         {
-            return;
+            return false;
         }
         List<ModelInfo> models;
         try
@@ -25,7 +25,7 @@ public sealed class ModelRefresher(EngineRegistry registry, EngineControlClient 
         catch (JsonException e)
         {
             logger.LogWarning("Engine {Engine} answered /v1/models with something other than a model list: {Reason}", engine.Name, e.Message);
-            return;
+            return false;
         }
         var before = engine.Models;
         engine.SetModels(models);
@@ -33,6 +33,7 @@ public sealed class ModelRefresher(EngineRegistry registry, EngineControlClient 
         {
             logger.LogInformation("Engine {Engine} serves {Models}", engine.Name, string.Join(", ", engine.Models.Order(StringComparer.Ordinal)));
         }
+        return true;
     }
 
     internal static List<ModelInfo> Parse(string body)

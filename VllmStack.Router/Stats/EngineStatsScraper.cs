@@ -21,7 +21,7 @@ public sealed class EngineStatsScraper(EngineRegistry registry, EngineControlCli
 
     protected override TimeSpan Interval => TimeSpan.FromSeconds(options.EngineStatsInterval);
 
-    protected override async Task RunOnceAsync(Engine engine, CancellationToken cancellationToken)
+    protected override async Task<bool> RunOnceAsync(Engine engine, CancellationToken cancellationToken)
     {
         var inFlight = engine.InFlight;
         var (ok, body) = await client.GetAsync(engine.Url, "metrics", cancellationToken).ConfigureAwait(false);
@@ -29,6 +29,7 @@ public sealed class EngineStatsScraper(EngineRegistry registry, EngineControlCli
         {
             engine.SetLoad(Read(body, inFlight, DateTimeOffset.UtcNow));
         }
+        return ok;
     }
 
     internal static EngineLoad Read(string exposition, int routerInFlight, DateTimeOffset at)

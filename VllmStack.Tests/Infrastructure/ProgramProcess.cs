@@ -37,7 +37,12 @@ public sealed class ProgramProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<ProgramProcess> StartAsync(string project, string readyName, IEnumerable<string> args,
+    public static Task<ProgramProcess> StartAsync(string project, string readyName, IEnumerable<string> args,
+        IDictionary<string, string>? environment = null, TimeSpan? startTimeout = null) =>
+        StartAsync(project, new Regex(Regex.Escape(readyName) + @" listening on (\S+)"), args, environment, startTimeout);
+
+    /// <summary>Starts a program and waits for a line matching <paramref name="readyLine"/>, whose first group is the URL.</summary>
+    public static async Task<ProgramProcess> StartAsync(string project, Regex readyLine, IEnumerable<string> args,
         IDictionary<string, string>? environment = null, TimeSpan? startTimeout = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -59,7 +64,7 @@ public sealed class ProgramProcess : IAsyncDisposable
         var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start.");
         var output = new StringBuilder();
         var ready = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var pattern = new Regex(Regex.Escape(readyName) + @" listening on (\S+)");
+        var pattern = readyLine;
         void OnLine(string? line)
         {
             if (line is null)
@@ -100,6 +105,29 @@ public sealed class ProgramProcess : IAsyncDisposable
                 text = output.ToString();
             }
             throw new InvalidOperationException($"{project} did not become ready: {e.Message}\n{text}", e);
+        }
+    }
+
+    /// <summary>Asks the program to stop as a supervisor would (SIGTERM) and waits for it to exit.</summary>
+    public async Task<bool> TerminateAsync(TimeSpan timeout)
+    {
+        if (_process.HasExited)
+        {
+            return true;
+        }
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 
