@@ -11,6 +11,9 @@ public sealed record LaunchPlan(LaunchSpec Spec, IReadOnlyDictionary<string, str
 /// </summary>
 public static class LaunchPlanner
 {
+    private static readonly string[] OtlpSettings =
+        ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRIC_EXPORT_INTERVAL", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BLRP_SCHEDULE_DELAY"];
+
     public static LaunchPlan Plan(IRunnableResource resource, ReplicaContext context)
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -18,6 +21,14 @@ public static class LaunchPlanner
             ["OTEL_SERVICE_NAME"] = resource.Name,
             ["OTEL_RESOURCE_ATTRIBUTES"] = $"service.instance.id={resource.Name}-{context.Replica}",
         };
+        // Telemetry goes where the AppHost's own goes (a collector, or later the dashboard's OTLP receiver).
+        foreach (var key in OtlpSettings)
+        {
+            if (context.Runtime.Setting(key) is { Length: > 0 } value)
+            {
+                env[key] = value;
+            }
+        }
         var endpoints = resource.Annotations.OfType<EndpointAnnotation>().ToList();
         foreach (var endpoint in endpoints.Where(e => e.PortEnvironmentVariable is not null))
         {

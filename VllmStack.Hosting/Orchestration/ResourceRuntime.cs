@@ -39,6 +39,9 @@ public sealed class ResourceRuntime(IConfiguration configuration)
             .Select(r => new Uri($"{scheme}://127.0.0.1:{r.Ports[endpoint]}"))];
     }
 
+    /// <summary>A setting of the AppHost's own configuration (environment, command line).</summary>
+    public string? Setting(string key) => configuration[key];
+
     public string ParameterValue(ParameterResource parameter) =>
         configuration[$"Parameters:{parameter.Name}"] is { Length: > 0 } value
             ? value

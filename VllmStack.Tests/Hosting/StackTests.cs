@@ -173,6 +173,29 @@ public sealed class StackTests
     }
 
     [Fact]
+    public async Task Processes_get_the_aspire_variables_for_their_references_and_the_hosts_otlp_settings()
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly, "--OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318");
+        var server = builder.AddExecutable("web", "/bin/sleep", null, "60").WithHttpEndpoint().WithReplicas(2);
+        var model = builder.AddParameter("model", "the-default");
+        builder.AddExecutable("probe", "/bin/sh", null, "-c",
+                "echo \"services=$services__web__http__0,$services__web__http__1 model=$MODEL otlp=$OTEL_EXPORTER_OTLP_ENDPOINT name=$OTEL_SERVICE_NAME\"; sleep 60")
+            .WithReference(server).WaitFor(server).WithEnvironment("MODEL", model);
+        await using var app = builder.Build();
+        await app.StartAsync(cts.Token);
+        await app.WaitForResourceHealthyAsync("probe", cts.Token);
+
+        var ports = app.Runtime.Get("web")!.Replicas.OrderBy(r => r.Index).Select(r => r.Ports["http"]).ToList();
+        string line;
+        while ((line = string.Join('\n', app.Logs.Read("probe").Select(l => l.Text))).Length == 0)
+        {
+            await Task.Delay(50, cts.Token);
+        }
+        Assert.Equal($"services=http://127.0.0.1:{ports[0]},http://127.0.0.1:{ports[1]} model=the-default otlp=http://127.0.0.1:4318 name=probe", line);
+    }
+
+    [Fact]
     public async Task A_resource_that_cannot_start_says_why_and_its_dependents_do_not_start()
     {
         using var cts = new CancellationTokenSource(Bound);
