@@ -22,11 +22,16 @@ public sealed class AppModel : IDistributedApplicationModel
         var replicas = configuration.GetValue<int?>("Parameters:engine-replicas") ?? 2;
         var preset = configuration["Parameters:engine-preset"] ?? "h100-8b";
 
+        var cache = builder.AddRedis("cache");
+        var cacheServer = builder.AddProjectByName("cacheserver", "VllmStack.CacheServer")
+            .WithHttpHealthCheck("/health")
+            .WithReference(cache)
+            .WaitFor(cache);
+
         var engine = builder.AddVllm("engine", model)
             .WithReplicas(replicas)
-            .WithEngineOptions(options => options.SimulatorPreset = preset);
-
-        var cache = builder.AddRedis("cache");
+            .WithEngineOptions(options => options.SimulatorPreset = preset)
+            .WithKvCacheServer(cacheServer);
 
         builder.AddProjectByName("router", "VllmStack.Router")
             .WithHttpEndpoint(port: routerPort)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using VllmStack.Bench.MultiRound;
 using VllmStack.Bench.Scenarios;
 
 var runs = new Option<int>("--runs") { DefaultValueFactory = _ => 5, Description = "Measured runs; the median is reported." };
@@ -39,5 +40,5 @@ router.SetAction(async (result, cancellationToken) =>
     return errors == 0 ? 0 : 1;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router };
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, MultiRoundCommand.Create() };
 return await root.Parse(args).InvokeAsync();

@@ -1,6 +1,4 @@
 using System.Net;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using VllmStack.EngineSim.Api;
 using VllmStack.EngineSim.Configuration;
 using VllmStack.EngineSim.Engine;
@@ -15,12 +13,7 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     // vLLM's flags are parsed above; ASP.NET Core reads only the environment and appsettings.
     var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "VllmStack.EngineSim" });
     builder.AddServiceDefaults();
-    builder.Logging.AddSimpleConsole(o =>
-    {
-        o.SingleLine = true;
-        o.TimestampFormat = "HH:mm:ss.fff ";
-    });
-    builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+    builder.UseConciseConsoleLogging();
     builder.WebHost.ConfigureKestrel(kestrel =>
     {
         kestrel.AddServerHeader = false;
@@ -52,6 +45,12 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     services.AddSingleton<ModelCatalog>();
     services.AddSingleton<FaultInjector>();
     services.AddSingleton<GenerationEndpoints>();
+    if (options.KvCacheServer is not null)
+    {
+        services.AddHttpClient(nameof(VllmStack.EngineSim.Network.KvEventPublisher));
+        services.AddSingleton<VllmStack.EngineSim.Network.KvEventPublisher>();
+        services.AddHostedService(sp => sp.GetRequiredService<VllmStack.EngineSim.Network.KvEventPublisher>());
+    }
 
     var app = builder.Build();
     var metrics = app.Services.GetRequiredService<EngineMetrics>();
@@ -67,14 +66,14 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     SleepEndpoints.Map(app);
     app.MapFallback(context => ApiError.NotFound($"No route for {context.Request.Method} {context.Request.Path}.").WriteAsync(context.Response));
 
-    await app.StartAsync(cancellationToken);
-    var url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+    var url = await app.StartAndAnnounceAsync("EngineSim", cancellationToken);
+    if (app.Services.GetService<VllmStack.EngineSim.Network.KvEventPublisher>() is { } publisher)
+    {
+        publisher.EngineId = options.KvEngineId ?? url.TrimEnd('/');
+    }
     app.Logger.LogInformation(
         "EngineSim ready: model={Model} url={Url} preset={Preset} max_num_seqs={MaxNumSeqs} num_gpu_blocks={Blocks} block_size={BlockSize}",
         options.PrimaryModelName, url, options.LatencyPresetName, options.MaxNumSeqs, options.NumGpuBlocks, options.BlockSize);
-    // A plain line for whatever started us (tests, the AppHost) to find the bound address, whatever the log settings.
-    Console.Out.WriteLine($"EngineSim listening on {url}");
-    await Console.Out.FlushAsync(cancellationToken);
     await app.WaitForShutdownAsync(cancellationToken);
     return 0;
 }

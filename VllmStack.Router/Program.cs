@@ -1,6 +1,4 @@
 using System.Net;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using VllmStack.Router.Api;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Discovery;
@@ -33,21 +31,11 @@ catch (InvalidOperationException e)
 var problems = options.Validate().ToList();
 if (problems.Count > 0)
 {
-    foreach (var problem in problems)
-    {
-        await Console.Error.WriteLineAsync($"error: {problem}");
-    }
-    return 2;
+    return await ServiceStartup.ReportProblemsAsync(problems);
 }
 
 builder.AddServiceDefaults();
-builder.Logging.AddSimpleConsole(o =>
-{
-    o.SingleLine = true;
-    o.TimestampFormat = "HH:mm:ss.fff ";
-});
-builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+builder.UseConciseConsoleLogging();
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.AddServerHeader = false;
@@ -136,11 +124,8 @@ ProxyEndpoint.Map(app);
 RouterEndpoints.Map(app);
 app.MapFallback(context => ErrorResponses.WriteAsync(context, 404, $"No route for {context.Request.Method} {context.Request.Path}."));
 
-await app.StartAsync();
-var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+var address = await app.StartAndAnnounceAsync("Router");
 app.Logger.LogInformation("Router ready: url={Url} discovery={Discovery} routing={Routing} engines={Engines}",
     address, options.ServiceDiscovery, options.RoutingLogic, registry.Engines.Count);
-Console.Out.WriteLine($"Router listening on {address}");
-await Console.Out.FlushAsync();
 await app.WaitForShutdownAsync();
 return 0;

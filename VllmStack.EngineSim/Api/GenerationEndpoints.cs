@@ -54,7 +54,7 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
     {
         var work = new List<Work>(request.Prompts.Count * request.N);
         var endToken = request.Kind == GenerationKind.Chat ? SimTokenizer.EndOfTurnId : SimTokenizer.EndOfTextId;
-        var namespaceHash = StableHash64.HashString(request.Target.BaseModel);
+        var namespaceHash = KvBlockHashes.Root(request.Target.BaseModel, request.Target.Lora);
         for (var p = 0; p < request.Prompts.Count; p++)
         {
             var prompt = request.Prompts[p];

@@ -35,6 +35,9 @@ public static class EngineCommandLine
     private static readonly Option<OutputMode> Output = new("--output-mode") { DefaultValueFactory = _ => OutputMode.Random, Description = "random: plausible words; echo: the prompt back." };
     private static readonly Option<int> EmbeddingDim = new("--embedding-dim") { DefaultValueFactory = _ => 1024, Description = "Length of /v1/embeddings vectors." };
     private static readonly Option<MetricNames> MetricNamesOption = new("--metric-names") { DefaultValueFactory = _ => MetricNames.V1, Description = "v1: vLLM V1 metric names; v0: the older gpu_* names, for testing scrapers." };
+    private static readonly Option<string?> KvCacheServer = new("--kv-cache-server") { Description = "Cache server URL: report KV block events to it (join the KV-cache network)." };
+    private static readonly Option<string?> KvEngineId = new("--kv-engine-id") { Description = "This engine's id in the cache server's index (default: its own URL)." };
+    private static readonly Option<int> KvEventsInterval = new("--kv-events-interval-ms") { DefaultValueFactory = _ => 100, Description = "How often KV events are sent." };
     private static readonly Option<double> FailureRate = new("--failure-rate") { DefaultValueFactory = _ => 0, Description = "Share of requests (0–1) that fail on purpose." };
     private static readonly Option<string[]> FailureTypes = new("--failure-types") { AllowMultipleArgumentsPerToken = true, Description = "rate_limit, invalid_api_key, context_length, server_error, invalid_request, model_not_found, service_unavailable." };
 
@@ -55,7 +58,7 @@ public static class EngineCommandLine
         {
             ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
-            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, FailureRate, FailureTypes,
+            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, KvCacheServer, KvEngineId, KvEventsInterval, FailureRate, FailureTypes,
         };
         foreach (var name in AcceptedAndIgnored)
         {
@@ -141,6 +144,11 @@ public static class EngineCommandLine
             Output = r.GetValue(Output),
             EmbeddingDimensions = r.GetValue(EmbeddingDim),
             MetricNames = r.GetValue(MetricNamesOption),
+            KvCacheServer = r.GetValue(KvCacheServer) is { Length: > 0 } cacheServer
+                ? Uri.TryCreate(cacheServer.TrimEnd('/') + "/", UriKind.Absolute, out var uri) ? uri : throw new FormatException($"--kv-cache-server '{cacheServer}' is not a URL")
+                : null,
+            KvEngineId = r.GetValue(KvEngineId),
+            KvEventsIntervalMs = r.GetValue(KvEventsInterval),
             FailureRate = r.GetValue(FailureRate),
             FailureTypes = [.. (r.GetValue(FailureTypes) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(ParseFailureType)],
         };

@@ -62,6 +62,14 @@ public sealed class EngineOptions
 
     public MetricNames MetricNames { get; init; } = MetricNames.V1;
 
+    /// <summary>The cache server that receives this engine's KV block events (the KV-cache network); none: not in it.</summary>
+    public Uri? KvCacheServer { get; init; }
+
+    /// <summary>This engine's id in the cache server's index; default: the URL it listens on (what routers know it by).</summary>
+    public string? KvEngineId { get; init; }
+
+    public int KvEventsIntervalMs { get; init; } = 100;
+
     /// <summary>Report <c>usage.prompt_tokens_details.cached_tokens</c> (vLLM: --enable-prompt-tokens-details).</summary>
     public bool EnablePromptTokensDetails { get; init; }
 

@@ -54,6 +54,9 @@ public sealed class KvBlockPool
 
     public event Action<ulong>? BlockEvicted;
 
+    /// <summary>Every block hash the cache holds now (for a full report to the cache server).</summary>
+    public ulong[] CachedHashes() => [.. _cached.Keys];
+
     /// <summary>How many of the leading <paramref name="blockHashes"/> are in the cache.</summary>
     public int CountCachedPrefix(ReadOnlySpan<ulong> blockHashes)
     {

@@ -34,6 +34,15 @@ public sealed class Scheduler
 
     public int BlockSize => _blockSize;
 
+    /// <summary>The prefix cache's content now, read under the scheduler's lock.</summary>
+    public ulong[] CachedBlockHashes()
+    {
+        lock (_lock)
+        {
+            return _pool.CachedHashes();
+        }
+    }
+
     public int MaxNumSeqs => _maxNumSeqs;
 
     public SchedulerSnapshot Snapshot()

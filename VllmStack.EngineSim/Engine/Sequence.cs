@@ -16,14 +16,14 @@ public sealed class Sequence
 {
     private readonly ulong _rootHash;
 
+    /// <param name="namespaceHash">The chain's root: <see cref="KvBlockHashes.Root"/> of the base model and adapter.</param>
     public Sequence(int[] promptTokens, string? lora, ulong namespaceHash)
     {
         Tokens = new List<int>(promptTokens.Length + 64);
         Tokens.AddRange(promptTokens);
         PromptLength = promptTokens.Length;
         Lora = lora;
-        // Blocks of different adapters never share KV, so the adapter is part of the chain's root.
-        _rootHash = lora is null ? namespaceHash : StableHash64.HashString(lora, namespaceHash);
+        _rootHash = namespaceHash;
         ArrivalTimestamp = Stopwatch.GetTimestamp();
     }
 
@@ -60,13 +60,7 @@ public sealed class Sequence
     /// <summary>Chained hashes of every full block of <see cref="Tokens"/> (extended as tokens are added).</summary>
     internal List<ulong> HashFullBlocks(int blockSize)
     {
-        var full = Tokens.Count / blockSize;
-        var tokens = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Tokens);
-        for (var i = BlockHashes.Count; i < full; i++)
-        {
-            var parent = i == 0 ? _rootHash : BlockHashes[i - 1];
-            BlockHashes.Add(StableHash64.HashTokens(parent, tokens.Slice(i * blockSize, blockSize)));
-        }
+        KvBlockHashes.Extend(BlockHashes, _rootHash, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(Tokens), blockSize);
         return BlockHashes;
     }
 }

@@ -27,6 +27,16 @@ public static class VllmBuilderExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Joins the KV-cache network: engines report their KV blocks to <paramref name="cacheServer"/> (and start after it is
+    /// healthy). Simulated engines take it as <c>--kv-cache-server</c>; a real vLLM needs LMCache configured for this.
+    /// </summary>
+    public static IResourceBuilder<VllmResource> WithKvCacheServer(this IResourceBuilder<VllmResource> builder, IResourceBuilder<IResource> cacheServer)
+    {
+        builder.Resource.KvCacheServer = cacheServer.Resource;
+        return builder.WaitFor(cacheServer);
+    }
+
     /// <summary>Forces a mode (tests use <see cref="EngineMode.Simulated"/> everywhere).</summary>
     public static IResourceBuilder<VllmResource> WithMode(this IResourceBuilder<VllmResource> builder, EngineMode mode)
     {

@@ -48,6 +48,9 @@ public sealed class VllmResource(string name, ParameterResource model, string en
 
     public string EngineSimProjectPath { get; } = engineSimProjectPath;
 
+    /// <summary>The cache server the engine reports its KV blocks to (simulated engines; vLLM itself needs LMCache for this).</summary>
+    public IResource? KvCacheServer { get; set; }
+
     /// <summary>Overrides detection (tests force the simulator even where a GPU path exists).</summary>
     public EngineMode? ForcedMode { get; set; }
 
@@ -120,7 +123,12 @@ public sealed class VllmResource(string name, ParameterResource model, string en
                 {
                     throw new FileNotFoundException($"{dll} does not exist: build the solution first (dotnet build VllmStack.sln).", dll);
                 }
-                return new LaunchSpec("dotnet", [dll, .. serve, "--latency-preset", Options.SimulatorPreset], null, KindDescription);
+                List<string> simulated = [dll, .. serve, "--latency-preset", Options.SimulatorPreset];
+                if (KvCacheServer is not null && context.Runtime.Endpoints(KvCacheServer).FirstOrDefault() is { } cacheServer)
+                {
+                    simulated.AddRange(["--kv-cache-server", cacheServer.ToString()]);
+                }
+                return new LaunchSpec("dotnet", simulated, null, KindDescription);
         }
     }
 }

@@ -90,6 +90,15 @@ public sealed class StackTests
                 text += string.Concat(update.ContentUpdate.Select(p => p.Text));
             }
             Assert.False(string.IsNullOrWhiteSpace(text));
+
+            // The engines are in the KV-cache network: both report to the cache server, which uses Redis.
+            using var cacheServer = app.CreateHttpClient("cacheserver");
+            JsonArray reporting;
+            while ((reporting = JsonNode.Parse(await cacheServer.GetStringAsync("v1/kv/engines", cts.Token))!.AsArray()).Count < 2)
+            {
+                await Task.Delay(100, cts.Token);
+            }
+            Assert.Equal("Healthy", await cacheServer.GetStringAsync("health", cts.Token));
             pids = ProcessIds(app);
             Assert.Equal(app.Runtime.Snapshots.Sum(r => r.DesiredReplicas), pids.Length);
             Assert.True(pids.Length >= 3, "two engines and the router at least");

@@ -1,0 +1,65 @@
+using VllmStack.CacheServer.Pool;
+using VllmStack.ServiceDefaults.Hashing;
+
+namespace VllmStack.CacheServer.Api;
+
+/// <summary>
+/// The KV chunk pool over HTTP: <c>PUT|GET|HEAD|DELETE /v1/kv/pool/{model}/{hash}</c> with raw bytes, and
+/// <c>POST /v1/kv/pool/exists</c> for many hashes at once. A put while Redis is down is dropped (202, counted).
+/// </summary>
+public static class PoolEndpoints
+{
+    /// <summary>Largest chunk accepted (a 256-token chunk of a 70B model is about 80 MiB).</summary>
+    public const long MaxChunkBytes = 256L * 1024 * 1024;
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapPut("/v1/kv/pool/{model}/{hash}", async (string model, string hash, HttpContext context, KvChunkPool pool) =>
+        {
+            var key = ParseHash(hash);
+            var length = context.Request.ContentLength ?? throw new BadRequestException("A chunk needs a Content-Length.");
+            if (length > MaxChunkBytes)
+            {
+                throw new BadRequestException($"A chunk may be at most {MaxChunkBytes} bytes, not {length}.");
+            }
+            // One copy: the body lands in an array of exactly its size, which goes to Redis as it is.
+            var chunk = new byte[length];
+            await context.Request.Body.ReadExactlyAsync(chunk, context.RequestAborted);
+            return await pool.PutAsync(model, key, chunk, context.RequestAborted) switch
+            {
+                PutResult.Stored => Results.StatusCode(StatusCodes.Status201Created),
+                PutResult.AlreadyPresent => Results.Ok(),
+                _ => Results.Json(new { stored = false, reason = "the pool's Redis is unavailable; the chunk was dropped" }, JsonBody.Options, statusCode: StatusCodes.Status202Accepted),
+            };
+        });
+        app.MapGet("/v1/kv/pool/{model}/{hash}", async (string model, string hash, HttpContext context, KvChunkPool pool) =>
+            await pool.GetAsync(model, ParseHash(hash), context.RequestAborted) is { } chunk
+                ? Results.Bytes(chunk, "application/octet-stream")
+                : NotFound(hash));
+        app.MapMethods("/v1/kv/pool/{model}/{hash}", ["HEAD"], async (string model, string hash, HttpContext context, KvChunkPool pool) =>
+            (await pool.ExistsAsync(model, [ParseHash(hash)], context.RequestAborted))[0] ? Results.Ok() : Results.NotFound());
+        app.MapDelete("/v1/kv/pool/{model}/{hash}", async (string model, string hash, HttpContext context, KvChunkPool pool) =>
+            await pool.DeleteAsync(model, ParseHash(hash), context.RequestAborted) ? Results.NoContent() : NotFound(hash));
+        app.MapPost("/v1/kv/pool/exists", async (HttpContext context, KvChunkPool pool) =>
+        {
+            using var body = await JsonBody.ReadAsync(context);
+            var model = JsonBody.RequiredString(body.RootElement, "model");
+            var hashes = JsonBody.Hashes(body.RootElement, "hashes");
+            if (hashes.Count > 10_000)
+            {
+                throw new BadRequestException("At most 10,000 hashes per request.", "hashes");
+            }
+            return Results.Json(new { exists = await pool.ExistsAsync(model, hashes, context.RequestAborted) }, JsonBody.Options);
+        });
+        app.MapGet("/v1/kv/pool", async (HttpContext context, KvChunkPool pool) =>
+        {
+            var (bytes, chunks) = await pool.UsageAsync(context.RequestAborted);
+            return Results.Json(new { bytes, chunks }, JsonBody.Options);
+        });
+    }
+
+    private static ulong ParseHash(string text) =>
+        KvBlockHashes.TryParse(text, out var hash) ? hash : throw new BadRequestException($"'{text}' is not a 16-hex-digit block hash.", "hash");
+
+    private static IResult NotFound(string hash) => ErrorResults.Error(404, $"No chunk {hash} in the pool.");
+}

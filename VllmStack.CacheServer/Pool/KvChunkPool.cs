@@ -1,0 +1,280 @@
+using System.Diagnostics;
+using System.Globalization;
+using VllmStack.CacheServer.Configuration;
+using VllmStack.CacheServer.Stats;
+using VllmStack.Redis;
+using VllmStack.ServiceDefaults.Hashing;
+
+namespace VllmStack.CacheServer.Pool;
+
+/// <summary>What became of a put.</summary>
+public enum PutResult
+{
+    Stored,
+    AlreadyPresent,
+    Dropped,
+}
+
+/// <summary>
+/// KV chunks in Redis, keyed by (model, block hash): <c>kv:{model}:{hash}</c>. A sorted set orders chunks by last use and
+/// a counter tracks their bytes, so the pool stays within its byte budget by evicting the least recently used.
+/// Every call is bounded; while Redis is down the pool answers at once ("unavailable", "nothing known") and drops puts.
+/// </summary>
+public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, RedisAvailability availability, CacheMetrics metrics, ILogger<KvChunkPool> logger)
+{
+    private const string Lru = "kv:lru";
+    private const string Sizes = "kv:sizes";
+    private const string Bytes = "kv:bytes";
+    private readonly SemaphoreSlim _evicting = new(1, 1);
+
+    public bool Available => availability.IsAvailable;
+
+    public static string Key(string model, ulong hash) => $"kv:{model}:{KvBlockHashes.Format(hash)}";
+
+    public async Task<PutResult> PutAsync(string model, ulong hash, ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
+    {
+        if (!availability.IsAvailable)
+        {
+            metrics.PoolPutDropped();
+            return PutResult.Dropped;
+        }
+        var key = Key(model, hash);
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            var stored = await redis.SetAsync(key, chunk, onlyIfNotExists: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var batch = redis.CreateBatch();
+            _ = batch.SortedSetAddAsync(Lru, key, Now());
+            Task<long>? total = null;
+            if (stored)
+            {
+                _ = batch.HashSetAsync(Sizes, key, System.Text.Encoding.ASCII.GetBytes(chunk.Length.ToString(CultureInfo.InvariantCulture)));
+                total = batch.IncrementByAsync(Bytes, chunk.Length);
+            }
+            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            metrics.PoolOperation("put", stored ? "stored" : "present");
+            if (total is not null && await total.ConfigureAwait(false) > options.PoolBudgetBytes)
+            {
+                await EvictAsync(cancellationToken).ConfigureAwait(false);
+            }
+            return stored ? PutResult.Stored : PutResult.AlreadyPresent;
+        }
+        catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
+        {
+            Unavailable(e);
+            metrics.PoolPutDropped();
+            return PutResult.Dropped;
+        }
+    }
+
+    /// <summary>The chunk, null when the pool does not have it; throws <see cref="PoolUnavailableException"/> while Redis is down.</summary>
+    public async Task<byte[]?> GetAsync(string model, ulong hash, CancellationToken cancellationToken)
+    {
+        EnsureAvailable();
+        var key = Key(model, hash);
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            var batch = redis.CreateBatch();
+            var value = batch.GetAsync(key);
+            // Touch in the same round trip; adding an absent key to the LRU is undone right after.
+            var touched = batch.SortedSetAddAsync(Lru, key, Now());
+            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            var chunk = await value.ConfigureAwait(false);
+            if (chunk is null && await touched.ConfigureAwait(false))
+            {
+                await redis.SortedSetRemoveAsync(Lru, [key], cancellationToken).ConfigureAwait(false);
+            }
+            metrics.PoolOperation("get", chunk is null ? "miss" : "hit");
+            return chunk;
+        }
+        catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
+        {
+            Unavailable(e);
+            throw new PoolUnavailableException(e);
+        }
+    }
+
+    public async Task<bool[]> ExistsAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
+    {
+        EnsureAvailable();
+        try
+        {
+            var batch = redis.CreateBatch();
+            var answers = hashes.Select(h => batch.ExistsAsync(Key(model, h))).ToList();
+            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            var result = new bool[answers.Count];
+            for (var i = 0; i < answers.Count; i++)
+            {
+                result[i] = await answers[i].ConfigureAwait(false) > 0;
+            }
+            metrics.PoolOperation("exists", "ok");
+            return result;
+        }
+        catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
+        {
+            Unavailable(e);
+            throw new PoolUnavailableException(e);
+        }
+    }
+
+    public async Task<bool> DeleteAsync(string model, ulong hash, CancellationToken cancellationToken)
+    {
+        EnsureAvailable();
+        try
+        {
+            var deleted = await RemoveAsync([Key(model, hash)], cancellationToken).ConfigureAwait(false);
+            metrics.PoolOperation("delete", deleted > 0 ? "deleted" : "missing");
+            return deleted > 0;
+        }
+        catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
+        {
+            Unavailable(e);
+            throw new PoolUnavailableException(e);
+        }
+    }
+
+    /// <summary>
+    /// How many of the leading <paramref name="blocks"/> the pool holds, in one pipelined round trip with the short lookup
+    /// timeout. Unavailable or slow Redis: zero, at once.
+    /// </summary>
+    public async Task<int> LeadingChunksAsync(string model, IReadOnlyList<ulong> blocks, CancellationToken cancellationToken)
+    {
+        if (blocks.Count == 0 || !availability.IsAvailable)
+        {
+            return 0;
+        }
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            var batch = redis.CreateBatch();
+            var answers = blocks.Take(4096).Select(h => batch.ExistsAsync(Key(model, h))).ToList();
+            await batch.ExecuteAsync(TimeSpan.FromMilliseconds(options.LookupTimeoutMs), cancellationToken).ConfigureAwait(false);
+            metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            var leading = 0;
+            while (leading < answers.Count && await answers[leading].ConfigureAwait(false) > 0)
+            {
+                leading++;
+            }
+            return leading;
+        }
+        catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
+        {
+            Unavailable(e);
+            return 0;
+        }
+    }
+
+    public async Task<(long Bytes, long Chunks)> UsageAsync(CancellationToken cancellationToken)
+    {
+        EnsureAvailable();
+        try
+        {
+            var batch = redis.CreateBatch();
+            var bytes = batch.CommandAsync("GET", Bytes);
+            var chunks = batch.CommandAsync("ZCARD", Lru);
+            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            var bytesReply = await bytes.ConfigureAwait(false);
+            return (bytesReply.IsNull ? 0 : bytesReply.AsInt64(), (await chunks.ConfigureAwait(false)).AsInt64());
+        }
+        catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
+        {
+            Unavailable(e);
+            throw new PoolUnavailableException(e);
+        }
+    }
+
+    /// <summary>Evicts the least recently used chunks, just enough of them to bring the pool back within budget.</summary>
+    private async Task EvictAsync(CancellationToken cancellationToken)
+    {
+        if (!await _evicting.WaitAsync(0, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+        try
+        {
+            while (true)
+            {
+                var total = (await redis.ExecuteAsync("GET", [Bytes], cancellationToken: cancellationToken).ConfigureAwait(false)).AsInt64();
+                var excess = total - options.PoolBudgetBytes;
+                if (excess <= 0)
+                {
+                    return;
+                }
+                var oldest = (await redis.ExecuteAsync("ZRANGE", [Lru, 0, 63], cancellationToken: cancellationToken).ConfigureAwait(false))
+                    .Elements!.Select(e => e.AsString()!).ToList();
+                if (oldest.Count == 0)
+                {
+                    // The counter drifted (chunks deleted behind our back): reset it rather than loop.
+                    await redis.ExecuteAsync("SET", [Bytes, 0], cancellationToken: cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+                var sizes = await SizesAsync(oldest, cancellationToken).ConfigureAwait(false);
+                var victims = new List<string>();
+                long freed = 0;
+                for (var i = 0; i < oldest.Count && freed < excess; i++)
+                {
+                    victims.Add(oldest[i]);
+                    freed += sizes[i];
+                }
+                await RemoveAsync(victims, cancellationToken).ConfigureAwait(false);
+                metrics.PoolEvicted(victims.Count);
+            }
+        }
+        finally
+        {
+            _evicting.Release();
+        }
+    }
+
+    private async Task<long[]> SizesAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        var batch = redis.CreateBatch();
+        var sizes = keys.Select(k => batch.HashGetAsync(Sizes, k)).ToList();
+        await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+        var result = new long[sizes.Count];
+        for (var i = 0; i < sizes.Count; i++)
+        {
+            result[i] = await sizes[i].ConfigureAwait(false) is { } bytes ? long.Parse(System.Text.Encoding.ASCII.GetString(bytes), CultureInfo.InvariantCulture) : 0;
+        }
+        return result;
+    }
+
+    /// <summary>Deletes chunks with their bookkeeping; returns how many existed.</summary>
+    private async Task<long> RemoveAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        var freed = (await SizesAsync(keys, cancellationToken).ConfigureAwait(false)).Sum();
+        var batch = redis.CreateBatch();
+        var deleted = batch.DeleteAsync([.. keys.Select(k => (RedisKey)k)]);
+        _ = batch.CommandAsync("HDEL", [Sizes, .. keys]);
+        _ = batch.CommandAsync("ZREM", [Lru, .. keys]);
+        _ = batch.IncrementByAsync(Bytes, -freed);
+        await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+        return await deleted.ConfigureAwait(false);
+    }
+
+    private void EnsureAvailable()
+    {
+        if (!availability.IsAvailable)
+        {
+            throw new PoolUnavailableException(null);
+        }
+    }
+
+    private void Unavailable(Exception e)
+    {
+        var wasAvailable = availability.IsAvailable;
+        availability.Failed(e);
+        if (wasAvailable)
+        {
+            logger.LogWarning("Redis unavailable ({Reason}): lookups answer without the pool and puts are dropped until it is back", e.Message);
+        }
+    }
+
+    private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+}
+
+/// <summary>Redis is down: the caller answers 503 (reads) or counts a drop (writes).</summary>
+public sealed class PoolUnavailableException(Exception? cause) : Exception("The KV chunk pool is unavailable: Redis cannot be reached.", cause);

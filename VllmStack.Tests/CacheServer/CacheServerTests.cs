@@ -1,0 +1,199 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using VllmStack.ServiceDefaults.Metrics;
+using VllmStack.Tests.Infrastructure;
+using VllmStack.Tests.Redis;
+
+namespace VllmStack.Tests.CacheServer;
+
+/// <summary>The cache server as a process, against a real redis-server, with EngineSim processes reporting to it.</summary>
+public sealed class CacheServerTests
+{
+    private static async Task<(ProgramProcess Server, HttpClient Http)> StartAsync(RedisServerProcess redis, params string[] args)
+    {
+        var server = await ProgramProcess.StartAsync("VllmStack.CacheServer", "CacheServer", ["--urls", "http://127.0.0.1:0", .. args],
+            new Dictionary<string, string> { ["ConnectionStrings__cache"] = redis.Endpoint });
+        return (server, new HttpClient { BaseAddress = server.BaseUrl, Timeout = TimeSpan.FromSeconds(30) });
+    }
+
+    private static async Task<JsonNode> LookupAsync(HttpClient http, string model, int[] tokens)
+    {
+        using var response = await http.PostAsJsonAsync("v1/kv/lookup", new { model, tokens });
+        response.EnsureSuccessStatusCode();
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+    }
+
+    [Fact]
+    public async Task Pool_round_trips_binary_chunks_and_keeps_within_its_byte_budget()
+    {
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        var (server, http) = await StartAsync(redis, "--CacheServer:PoolBudgetBytes=20000");
+        await using var _ = server;
+        using var __ = http;
+
+        var chunk = new byte[4096];
+        new Random(7).NextBytes(chunk);
+        using (var put = await http.PutAsync("v1/kv/pool/m/0000000000000001", new ByteArrayContent(chunk)))
+        {
+            Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        }
+        using (var again = await http.PutAsync("v1/kv/pool/m/0000000000000001", new ByteArrayContent(chunk)))
+        {
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
+        Assert.Equal(chunk, await http.GetByteArrayAsync("v1/kv/pool/m/0000000000000001"));
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("v1/kv/pool/other-model/0000000000000001")).StatusCode);
+
+        // Four 4 KiB chunks fit a 20,000-byte budget; the fifth evicts the least recently used, which is chunk 2
+        // because chunk 1 was just read.
+        for (var i = 2; i <= 4; i++)
+        {
+            using var put = await http.PutAsync($"v1/kv/pool/m/{i:x16}", new ByteArrayContent(chunk));
+            put.EnsureSuccessStatusCode();
+        }
+        await http.GetByteArrayAsync("v1/kv/pool/m/0000000000000001");
+        using (var fifth = await http.PutAsync("v1/kv/pool/m/0000000000000005", new ByteArrayContent(chunk)))
+        {
+            fifth.EnsureSuccessStatusCode();
+        }
+        using var exists = await http.PostAsJsonAsync("v1/kv/pool/exists", new { model = "m", hashes = new[] { 1, 2, 3, 5 }.Select(i => i.ToString("x16")).ToArray() });
+        var flags = JsonNode.Parse(await exists.Content.ReadAsStringAsync())!["exists"]!.AsArray().Select(e => e!.GetValue<bool>()).ToArray();
+        Assert.Equal([true, false, true, true], flags);
+
+        for (var i = 6; i <= 11; i++)
+        {
+            using var put = await http.PutAsync($"v1/kv/pool/m/{i:x16}", new ByteArrayContent(chunk));
+            put.EnsureSuccessStatusCode();
+        }
+        var usage = JsonNode.Parse(await http.GetStringAsync("v1/kv/pool"))!;
+        Assert.True(usage["bytes"]!.GetValue<long>() <= 20000, usage.ToJsonString());
+        Assert.Equal(4, usage["chunks"]!.GetValue<long>());
+        var metrics = PrometheusTextParser.Parse(await http.GetStringAsync("metrics"));
+        Assert.True(metrics.Sum("vllmstack:kv_pool_evictions_total") >= 6);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync("v1/kv/pool/m/000000000000000b")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("v1/kv/pool/m/000000000000000b")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Engines_report_their_blocks_and_lookups_find_who_holds_a_prefix_until_the_engine_departs()
+    {
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        var (server, http) = await StartAsync(redis, "--CacheServer:EngineTtlSeconds=2");
+        await using var _ = server;
+        using var __ = http;
+        var engine = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--kv-cache-server", server.BaseUrl.ToString()]);
+        try
+        {
+            var prompt = string.Join(' ', Enumerable.Range(0, 200).Select(i => $"word{i % 17}"));
+            var (status, _) = await OpenAiHttp.PostJsonAsync(engine.Http, "v1/completions", new { model = EngineSimProcess.DefaultModel, prompt, max_tokens = 2 });
+            Assert.Equal(200, status);
+            var (_, tokenized) = await OpenAiHttp.PostJsonAsync(engine.Http, "tokenize", new { model = EngineSimProcess.DefaultModel, prompt });
+            var tokens = tokenized!["tokens"]!.AsArray().Select(t => t!.GetValue<int>()).ToArray();
+            var engineId = engine.BaseUrl.ToString().TrimEnd('/');
+
+            JsonNode lookup;
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            do
+            {
+                lookup = await LookupAsync(http, EngineSimProcess.DefaultModel, tokens);
+                await Task.Delay(50);
+            }
+            while (lookup["engines"]!.AsArray().Count == 0 && DateTime.UtcNow < deadline);
+
+            var match = Assert.Single(lookup["engines"]!.AsArray())!;
+            Assert.Equal(engineId, match["engine"]!.GetValue<string>());
+            Assert.Equal(tokens.Length / 16 * 16, match["tokens"]!.GetValue<int>());
+            var other = await LookupAsync(http, "another-model", tokens);
+            Assert.Empty(other["engines"]!.AsArray());
+
+            engine.Kill();
+            deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+            do
+            {
+                lookup = await LookupAsync(http, EngineSimProcess.DefaultModel, tokens);
+                await Task.Delay(200);
+            }
+            while (lookup["engines"]!.AsArray().Count > 0 && DateTime.UtcNow < deadline);
+            Assert.Empty(lookup["engines"]!.AsArray());
+        }
+        finally
+        {
+            await engine.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Redis_down_means_fast_answers_and_dropped_puts_and_it_recovers_without_a_restart()
+    {
+        var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        var (server, http) = await StartAsync(redis);
+        await using var _ = server;
+        using var __ = http;
+        try
+        {
+            Assert.Equal("Healthy", await http.GetStringAsync("health"));
+            await redis.KillAsync();
+
+            var tokens = Enumerable.Range(0, 64).ToArray();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var lookup = await LookupAsync(http, "m", tokens);
+            lookup = await LookupAsync(http, "m", tokens);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"two lookups took {clock.Elapsed}");
+            Assert.Equal(0, lookup["pool_tokens"]!.GetValue<int>());
+            Assert.False(lookup["pool_available"]!.GetValue<bool>());
+            using (var dropped = await http.PutAsync("v1/kv/pool/m/0000000000000001", new ByteArrayContent([1, 2, 3])))
+            {
+                Assert.Equal(HttpStatusCode.Accepted, dropped.StatusCode);
+            }
+            using (var read = await http.GetAsync("v1/kv/pool/m/0000000000000001"))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
+                Assert.NotNull(read.Headers.RetryAfter);
+            }
+            Assert.Equal("Degraded", await http.GetStringAsync("health"));
+            Assert.True(PrometheusTextParser.Parse(await http.GetStringAsync("metrics")).Sum("vllmstack:kv_pool_dropped_puts_total") >= 1);
+
+            redis = await redis.StartAgainAsync();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+            HttpStatusCode status;
+            do
+            {
+                await Task.Delay(250);
+                using var put = await http.PutAsync("v1/kv/pool/m/0000000000000001", new ByteArrayContent([1, 2, 3]));
+                status = put.StatusCode;
+            }
+            while (status != HttpStatusCode.Created && DateTime.UtcNow < deadline);
+            Assert.Equal(HttpStatusCode.Created, status);
+            Assert.Equal([1, 2, 3], await http.GetByteArrayAsync("v1/kv/pool/m/0000000000000001"));
+        }
+        finally
+        {
+            await redis.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Bad_requests_get_openai_style_errors_and_a_missing_connection_string_stops_the_start()
+    {
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        var (server, http) = await StartAsync(redis);
+        await using var _ = server;
+        using var __ = http;
+
+        var (s1, b1) = await OpenAiHttp.PostJsonAsync(http, "v1/kv/events", new { engine = "e", stored = new[] { "not-hex" } });
+        Assert.Equal(400, s1);
+        Assert.Equal("stored", b1!["error"]!["param"]!.GetValue<string>());
+        var (s2, b2) = await OpenAiHttp.PostJsonAsync(http, "v1/kv/lookup", new { model = "m" });
+        Assert.Equal(400, s2);
+        Assert.Equal("tokens", b2!["error"]!["param"]!.GetValue<string>());
+        var (s3, _) = await OpenAiHttp.PostRawAsync(http, "v1/kv/lookup", "{broken");
+        Assert.Equal(400, s3);
+        Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync("v1/kv/pool/m/xyz")).StatusCode);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            ProgramProcess.StartAsync("VllmStack.CacheServer", "CacheServer", ["--urls", "http://127.0.0.1:0"]));
+        Assert.Contains("ConnectionStrings__cache", error.Message);
+    }
+}
