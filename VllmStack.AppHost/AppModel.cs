@@ -36,7 +36,8 @@ public sealed class AppModel : IDistributedApplicationModel
         builder.AddProjectByName("router", "VllmStack.Router")
             .WithHttpEndpoint(port: routerPort)
             .WithHttpHealthCheck("/health")
-            .WithArgs("--routing-logic", configuration["Parameters:routing-logic"] ?? "leastload")
+            .WithArgs("--routing-logic", configuration["Parameters:routing-logic"] ?? "kvaware")
+            .WithReference(cacheServer)
             .WithEngines(engine)
             .WaitFor(engine);
     }

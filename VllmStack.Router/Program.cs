@@ -93,7 +93,26 @@ services.AddHostedService(sp => sp.GetRequiredService<EngineRegistry>());
 services.AddHostedService<ModelRefresher>();
 services.AddHostedService<HealthProber>();
 services.AddHostedService<EngineStatsScraper>();
-services.AddSingleton<RoutingPolicyHolder>();
+var cacheServer = options.KvAware.CacheServer is { Length: > 0 } cacheServerUrl
+    ? RouterOptions.ParseUrl(cacheServerUrl)
+    : ServiceEndpoints.Resolve(builder.Configuration, options.KvAware.CacheServerService, "http", "https").Select(u => RouterOptions.ParseUrl(u.ToString())).FirstOrDefault();
+if (cacheServer is not null)
+{
+    services.AddHttpClient(nameof(KvLookupClient)).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+    {
+        ConnectTimeout = TimeSpan.FromSeconds(1),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(10),
+        UseProxy = false,
+    });
+    services.AddSingleton(sp => new KvLookupClient(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(KvLookupClient)), cacheServer,
+        options.KvAware, sp.GetRequiredService<ILogger<KvLookupClient>>()));
+}
+else if (options.RoutingLogic == RoutingPolicyNames.KvAware)
+{
+    return await ServiceStartup.ReportProblemsAsync(["--routing-logic kvaware needs a cache server: set Router:KvAware:CacheServer (--cache-server URL) or services__cacheserver__http__0"]);
+}
+services.AddSingleton(sp => new RoutingPolicyHolder(options, sp.GetRequiredService<EngineRegistry>(), sp.GetRequiredService<ILogger<RoutingPolicyHolder>>(),
+    sp.GetService<KvLookupClient>()));
 services.AddSingleton<EngineForwarder>();
 services.AddSingleton<RouterMetrics>();
 services.AddSingleton<ProxyEndpoint>();

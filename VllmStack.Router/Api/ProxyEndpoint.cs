@@ -104,7 +104,7 @@ public sealed class ProxyEndpoint(
             return;
         }
         var session = context.Request.Headers.TryGetValue(options.SessionKey, out var header) && header.ToString() is { Length: > 0 } key ? key : inspected.SessionKey;
-        var routing = new RoutingRequest(model, session, inspected.PromptText, requestId);
+        var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, body);
         var tried = new HashSet<int>();
         string? lastError = null;
         for (var attempt = 1; attempt <= options.Forwarding.MaxAttempts; attempt++)

@@ -25,6 +25,7 @@ public static class RouterCommandLine
         ["--engine-api-key"] = "Router:Forwarding:EngineApiKey",
         ["--max-attempts"] = "Router:Forwarding:MaxAttempts",
         ["--engine-services"] = "Router:EngineServices",
+        ["--cache-server"] = "Router:KvAware:CacheServer",
     };
 
     public const string Usage = """
@@ -38,7 +39,8 @@ public static class RouterCommandLine
           --static-models M,M            one model per backend (routable before /v1/models answers)
           --engine-services NAME,NAME    Aspire services whose services__NAME__http__N endpoints are engines (default engine)
           --dynamic-config-json FILE     JSON re-read on change: static_backends, static_models, routing_logic
-          --routing-logic roundrobin|session|leastload|prefixaware (default leastload)
+          --routing-logic roundrobin|session|leastload|prefixaware|kvaware (default leastload)
+          --cache-server URL             the KV cache server for kvaware (else services__cacheserver__http__0)
           --session-key HEADER           session key header (or body field) for session routing (default x-user-id)
           --engine-stats-interval SEC    engine /metrics scrape interval (default 1)
           --request-stats-window SEC     sliding window of request stats (default 60)

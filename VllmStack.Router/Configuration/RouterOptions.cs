@@ -58,6 +58,8 @@ public sealed class RouterOptions
 
     public Routing.PrefixRoutingOptions Prefix { get; set; } = new();
 
+    public Routing.KvAwareRoutingOptions KvAware { get; set; } = new();
+
     public Discovery.KubernetesDiscoveryOptions Kubernetes { get; set; } = new();
 
     public IReadOnlyList<Uri> StaticBackendUrls() => SplitList(StaticBackends).Select(ParseUrl).ToList();

@@ -7,7 +7,8 @@ namespace VllmStack.Router.Routing;
 /// <param name="SessionKey">The session key from the configured header or body field, if any.</param>
 /// <param name="PromptText">The prompt as text (chat messages joined), for prefix-aware policies; null when there is none.</param>
 /// <param name="RequestId">The request id, for logs.</param>
-public sealed record RoutingRequest(string Model, string? SessionKey, string? PromptText, string RequestId);
+/// <param name="Body">The request body as the client sent it (KV-aware routing has an engine tokenize its prompt).</param>
+public sealed record RoutingRequest(string Model, string? SessionKey, string? PromptText, string RequestId, ReadOnlyMemory<byte> Body = default);
 
 /// <summary>
 /// Chooses one engine among candidates. Candidates are never empty, all serve the request's model and may

@@ -38,6 +38,33 @@ public sealed class PrefixRoutingOptions
     public double ImbalanceRatio { get; set; } = 1.5;
 }
 
+/// <summary>Settings of the <c>kvaware</c> policy (llm-d's weighted scorers, with the cache server as the prefix scorer).</summary>
+public sealed class KvAwareRoutingOptions
+{
+    /// <summary>The cache server's URL; else the Aspire service <see cref="CacheServerService"/>.</summary>
+    public string? CacheServer { get; set; }
+
+    public string CacheServerService { get; set; } = "cacheserver";
+
+    /// <summary>Budget for tokenizing and looking up one prompt; past it the request goes to the least-loaded engine.</summary>
+    public double LookupTimeoutMs { get; set; } = 100;
+
+    /// <summary>Weight of the share of the prompt the engine already holds (llm-d: 3).</summary>
+    public double PrefixWeight { get; set; } = 3;
+
+    /// <summary>Weight of the engine's spare queue capacity relative to the busiest candidate (llm-d: 2).</summary>
+    public double QueueWeight { get; set; } = 2;
+
+    /// <summary>Weight of the engine's free KV cache (llm-d: 2).</summary>
+    public double KvWeight { get; set; } = 2;
+
+    /// <summary>As for prefixaware: the best-scoring engine is passed over when this far above the least loaded…</summary>
+    public int ImbalanceAbsolute { get; set; } = 8;
+
+    /// <summary>…and more than this multiple of (least-loaded + 1).</summary>
+    public double ImbalanceRatio { get; set; } = 1.5;
+}
+
 /// <summary>The policy names accepted by configuration (<c>--routing-logic</c>).</summary>
 public static class RoutingPolicyNames
 {
@@ -45,6 +72,7 @@ public static class RoutingPolicyNames
     public const string Session = "session";
     public const string LeastLoad = "leastload";
     public const string PrefixAware = "prefixaware";
+    public const string KvAware = "kvaware";
 
-    public static IReadOnlyList<string> All { get; } = [RoundRobin, Session, LeastLoad, PrefixAware];
+    public static IReadOnlyList<string> All { get; } = [RoundRobin, Session, LeastLoad, PrefixAware, KvAware];
 }

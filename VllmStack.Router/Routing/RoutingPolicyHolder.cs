@@ -14,12 +14,15 @@ public sealed class RoutingPolicyHolder
     private readonly ILogger<RoutingPolicyHolder> _logger;
     private IRoutingPolicy _current;
 
-    public RoutingPolicyHolder(RouterOptions options, EngineRegistry registry, ILogger<RoutingPolicyHolder> logger)
+    private readonly KvLookupClient? _kvLookup;
+
+    public RoutingPolicyHolder(RouterOptions options, EngineRegistry registry, ILogger<RoutingPolicyHolder> logger, KvLookupClient? kvLookup = null)
     {
         _options = options;
         _registry = registry;
         _logger = logger;
-        _current = RoutingPolicyFactory.Create(options.RoutingLogic, options.Session, options.Prefix);
+        _kvLookup = kvLookup;
+        _current = RoutingPolicyFactory.Create(options.RoutingLogic, options.Session, options.Prefix, options.KvAware, kvLookup);
         registry.Changed += (_, _) => Current.OnEnginesChanged(registry.Engines.ToList());
     }
 
@@ -34,7 +37,7 @@ public sealed class RoutingPolicyHolder
         {
             return;
         }
-        var next = RoutingPolicyFactory.Create(name, _options.Session, _options.Prefix);
+        var next = RoutingPolicyFactory.Create(name, _options.Session, _options.Prefix, _options.KvAware, _kvLookup);
         next.OnEnginesChanged(_registry.Engines.ToList());
         Volatile.Write(ref _current, next);
         _logger.LogInformation("Routing logic switched to {Policy}", name);

@@ -21,8 +21,13 @@ public sealed class RouterMetrics : IDisposable
     private readonly Histogram<double> _latency;
     private readonly Histogram<double> _added;
 
-    public RouterMetrics(EngineRegistry registry)
+    public RouterMetrics(EngineRegistry registry, Routing.KvLookupClient? kvLookup = null)
     {
+        if (kvLookup is not null)
+        {
+            _meter.CreateObservableCounter("vllmstack:router_kv_lookup_fallbacks", () => kvLookup.Fallbacks, null,
+                "kvaware requests routed by load alone because the tokenize + cache-server lookup failed or ran out of time.");
+        }
         _incoming = _meter.CreateCounter<long>("vllm:num_incoming_requests", null, "Requests the router sent to each engine.");
         _retries = _meter.CreateCounter<long>("vllmstack:router_retries", null, "Attempts that failed over to another engine, by engine and reason.");
         _rejected = _meter.CreateCounter<long>("vllmstack:router_rejected_requests", null, "Requests answered by the router itself with an error, by reason.");

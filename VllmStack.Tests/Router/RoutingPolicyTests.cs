@@ -163,9 +163,12 @@ public sealed class RoutingPolicyTests
     [Fact]
     public void Factory_rejects_an_unknown_name_listing_the_valid_ones()
     {
-        var error = Assert.Throws<ArgumentException>(() => RoutingPolicyFactory.Create("kvaware", new SessionRoutingOptions(), new PrefixRoutingOptions()));
-        Assert.Contains("kvaware", error.Message);
+        var error = Assert.Throws<ArgumentException>(() => RoutingPolicyFactory.Create("random-walk", new SessionRoutingOptions(), new PrefixRoutingOptions()));
+        Assert.Contains("random-walk", error.Message);
         Assert.All(RoutingPolicyNames.All, name => Assert.Contains(name, error.Message));
+
+        var noCacheServer = Assert.Throws<ArgumentException>(() => RoutingPolicyFactory.Create("kvaware"));
+        Assert.Contains("cache server", noCacheServer.Message);
     }
 
     private static void AssertNoRepeats(IReadOnlyList<Engine> picks)

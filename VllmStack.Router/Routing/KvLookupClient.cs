@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VllmStack.Router.Engines;
+
+namespace VllmStack.Router.Routing;
+
+/// <summary>What the cache server knows about one prompt: its length and, per engine, the leading tokens held.</summary>
+public sealed record KvLookup(int TotalTokens, IReadOnlyDictionary<string, int> EngineTokens, int PoolTokens);
+
+/// <summary>
+/// Asks where a prompt's KV lives: an engine tokenizes it exactly as it will charge it (<c>/tokenize</c>, which vLLM and
+/// EngineSim both serve), then the cache server matches the tokens' block chain. Both calls share one short budget;
+/// any failure or delay answers null and the policy falls back to load alone.
+/// </summary>
+public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRoutingOptions options, ILogger<KvLookupClient> logger)
+{
+    private int _failing;
+
+    public Uri CacheServer { get; } = cacheServer;
+
+    /// <summary>Fallbacks so far, by reason (for metrics and tests).</summary>
+    public long Fallbacks => Interlocked.Read(ref _fallbacks);
+
+    private long _fallbacks;
+
+    public async Task<KvLookup?> LookupAsync(RoutingRequest request, Engine tokenizer, string baseModel, string? lora, CancellationToken cancellationToken)
+    {
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(TimeSpan.FromMilliseconds(options.LookupTimeoutMs));
+        try
+        {
+            var tokens = TokenIdsInBody(request.Body) ?? await TokenizeAsync(request, tokenizer, budget.Token).ConfigureAwait(false);
+            if (tokens is null)
+            {
+                return null;
+            }
+            using var response = await http.PostAsJsonAsync(new Uri(CacheServer, "v1/kv/lookup"), new { model = baseModel, lora, tokens }, budget.Token).ConfigureAwait(false);
+            response.EnsureSuccessStatusCode();
+            var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync(budget.Token).ConfigureAwait(false))!;
+            var engines = answer["engines"]!.AsArray().ToDictionary(e => e!["engine"]!.GetValue<string>(), e => e!["tokens"]!.GetValue<int>(), StringComparer.Ordinal);
+            if (Interlocked.Exchange(ref _failing, 0) == 1)
+            {
+                logger.LogInformation("KV lookups work again ({CacheServer})", CacheServer);
+            }
+            return new KvLookup(answer["total_tokens"]!.GetValue<int>(), engines, answer["pool_tokens"]!.GetValue<int>());
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException or InvalidOperationException or NullReferenceException
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            Interlocked.Increment(ref _fallbacks);
+            if (Interlocked.Exchange(ref _failing, 1) == 0)
+            {
+                logger.LogWarning("KV lookup failed ({Reason}); routing by load until it works again", e is OperationCanceledException ? $"over {options.LookupTimeoutMs} ms" : e.Message);
+            }
+            return null;
+        }
+    }
+
+    /// <summary>A completion whose prompt is already token ids needs no tokenizer.</summary>
+    private static int[]? TokenIdsInBody(ReadOnlyMemory<byte> body)
+    {
+        if (body.IsEmpty)
+        {
+            return null;
+        }
+        var reader = new Utf8JsonReader(body.Span);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            return null;
+        }
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var isPrompt = reader.ValueTextEquals("prompt"u8);
+            reader.Read();
+            if (isPrompt && reader.TokenType == JsonTokenType.StartArray)
+            {
+                var tokens = new List<int>();
+                while (reader.Read() && reader.TokenType == JsonTokenType.Number)
+                {
+                    tokens.Add(reader.GetInt32());
+                }
+                return reader.TokenType == JsonTokenType.EndArray && tokens.Count > 0 ? [.. tokens] : null;
+            }
+            reader.Skip();
+        }
+        return null;
+    }
+
+    /// <summary>The prompt exactly as the engine tokenizes it: the request's messages or prompt, sent to its <c>/tokenize</c>.</summary>
+    private async Task<int[]?> TokenizeAsync(RoutingRequest request, Engine engine, CancellationToken cancellationToken)
+    {
+        if (request.Body.IsEmpty)
+        {
+            return null;
+        }
+        var body = JsonNode.Parse(request.Body.Span) as JsonObject;
+        var tokenize = new JsonObject { ["model"] = request.Model };
+        if (body?["messages"] is JsonNode messages)
+        {
+            tokenize["messages"] = messages.DeepClone();
+        }
+        else if (body?["prompt"] is JsonValue prompt && prompt.GetValueKind() == JsonValueKind.String)
+        {
+            tokenize["prompt"] = prompt.DeepClone();
+        }
+        else
+        {
+            return null;
+        }
+        var started = Stopwatch.GetTimestamp();
+        using var response = await http.PostAsJsonAsync(new Uri(engine.Url, "tokenize"), tokenize, cancellationToken).ConfigureAwait(false);
+        response.EnsureSuccessStatusCode();
+        var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false))!;
+        logger.LogDebug("Tokenized {Count} tokens on {Engine} in {Ms:F2} ms", answer["count"], engine.Name, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return [.. answer["tokens"]!.AsArray().Select(t => t!.GetValue<int>())];
+    }
+}
