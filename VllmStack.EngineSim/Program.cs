@@ -51,9 +51,19 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
         services.AddSingleton<VllmStack.EngineSim.Network.KvEventPublisher>();
         services.AddHostedService(sp => sp.GetRequiredService<VllmStack.EngineSim.Network.KvEventPublisher>());
     }
+    if (options.KvOffload)
+    {
+        services.AddHttpClient(nameof(VllmStack.EngineSim.Network.KvPoolClient));
+        services.AddSingleton(sp => new VllmStack.EngineSim.Network.KvPoolClient(
+            sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(VllmStack.EngineSim.Network.KvPoolClient)), options,
+            sp.GetRequiredService<ILogger<VllmStack.EngineSim.Network.KvPoolClient>>()));
+        services.AddSingleton<VllmStack.EngineSim.Network.KvOffloader>();
+        services.AddHostedService(sp => sp.GetRequiredService<VllmStack.EngineSim.Network.KvOffloader>());
+    }
 
     var app = builder.Build();
     var metrics = app.Services.GetRequiredService<EngineMetrics>();
+    app.Services.GetService<VllmStack.EngineSim.Network.KvOffloader>();
     metrics.Observe(app.Services.GetRequiredService<Scheduler>(), options, () => options.MaxLoras);
 
     app.UseMiddleware<ApiErrorMiddleware>();

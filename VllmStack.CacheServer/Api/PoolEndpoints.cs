@@ -1,5 +1,6 @@
 using VllmStack.CacheServer.Pool;
 using VllmStack.ServiceDefaults.Hashing;
+using VllmStack.ServiceDefaults.Http;
 
 namespace VllmStack.CacheServer.Api;
 
@@ -17,6 +18,7 @@ public static class PoolEndpoints
         app.MapPut("/v1/kv/pool/{model}/{hash}", async (string model, string hash, HttpContext context, KvChunkPool pool) =>
         {
             var key = ParseHash(hash);
+            model = ModelName(model);
             var length = context.Request.ContentLength ?? throw new BadRequestException("A chunk needs a Content-Length.");
             if (length > MaxChunkBytes)
             {
@@ -33,13 +35,13 @@ public static class PoolEndpoints
             };
         });
         app.MapGet("/v1/kv/pool/{model}/{hash}", async (string model, string hash, HttpContext context, KvChunkPool pool) =>
-            await pool.GetAsync(model, ParseHash(hash), context.RequestAborted) is { } chunk
+            await pool.GetAsync(ModelName(model), ParseHash(hash), context.RequestAborted) is { } chunk
                 ? Results.Bytes(chunk, "application/octet-stream")
                 : NotFound(hash));
         app.MapMethods("/v1/kv/pool/{model}/{hash}", ["HEAD"], async (string model, string hash, HttpContext context, KvChunkPool pool) =>
-            (await pool.ExistsAsync(model, [ParseHash(hash)], context.RequestAborted))[0] ? Results.Ok() : Results.NotFound());
+            (await pool.ExistsAsync(ModelName(model), [ParseHash(hash)], context.RequestAborted))[0] ? Results.Ok() : Results.NotFound());
         app.MapDelete("/v1/kv/pool/{model}/{hash}", async (string model, string hash, HttpContext context, KvChunkPool pool) =>
-            await pool.DeleteAsync(model, ParseHash(hash), context.RequestAborted) ? Results.NoContent() : NotFound(hash));
+            await pool.DeleteAsync(ModelName(model), ParseHash(hash), context.RequestAborted) ? Results.NoContent() : NotFound(hash));
         app.MapPost("/v1/kv/pool/exists", async (HttpContext context, KvChunkPool pool) =>
         {
             using var body = await JsonBody.ReadAsync(context);
@@ -51,12 +53,30 @@ public static class PoolEndpoints
             }
             return Results.Json(new { exists = await pool.ExistsAsync(model, hashes, context.RequestAborted) }, JsonBody.Options);
         });
+        // Many chunks at once: the body is, per requested hash in order, a 4-byte big-endian length (-1: missing) then the bytes.
+        app.MapPost("/v1/kv/pool/get", async (HttpContext context, KvChunkPool pool) =>
+        {
+            using var body = await JsonBody.ReadAsync(context);
+            var model = JsonBody.RequiredString(body.RootElement, "model");
+            var hashes = JsonBody.Hashes(body.RootElement, "hashes");
+            if (hashes.Count > 4096)
+            {
+                throw new BadRequestException("At most 4,096 hashes per request.", "hashes");
+            }
+            var chunks = await pool.GetManyAsync(model, hashes, context.RequestAborted);
+            context.Response.ContentType = ChunkFraming.ContentType;
+            await ChunkFraming.WriteAsync(context.Response.Body, chunks, context.RequestAborted);
+            return Results.Empty;
+        });
         app.MapGet("/v1/kv/pool", async (HttpContext context, KvChunkPool pool) =>
         {
             var (bytes, chunks) = await pool.UsageAsync(context.RequestAborted);
             return Results.Json(new { bytes, chunks }, JsonBody.Options);
         });
     }
+
+    /// <summary>Model names such as <c>org/name</c> travel escaped in the path (<c>org%2Fname</c>); the key uses the name itself.</summary>
+    private static string ModelName(string routeValue) => Uri.UnescapeDataString(routeValue);
 
     private static ulong ParseHash(string text) =>
         KvBlockHashes.TryParse(text, out var hash) ? hash : throw new BadRequestException($"'{text}' is not a 16-hex-digit block hash.", "hash");

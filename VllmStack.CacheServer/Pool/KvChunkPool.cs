@@ -97,6 +97,39 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         }
     }
 
+    /// <summary>Many chunks in one round trip (MGET), touched in the LRU; null entries are missing.</summary>
+    public async Task<byte[]?[]> GetManyAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
+    {
+        EnsureAvailable();
+        var keys = hashes.Select(h => Key(model, h)).ToList();
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            var values = await redis.MultiGetAsync([.. keys.Select(k => (RedisKey)k)], cancellationToken).ConfigureAwait(false);
+            var touch = redis.CreateBatch();
+            var now = Now();
+            for (var i = 0; i < keys.Count; i++)
+            {
+                if (values[i] is not null)
+                {
+                    _ = touch.SortedSetAddAsync(Lru, keys[i], now);
+                }
+            }
+            if (touch.Count > 0)
+            {
+                await touch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            }
+            metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            metrics.PoolOperation("get_many", "ok");
+            return values;
+        }
+        catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
+        {
+            Unavailable(e);
+            throw new PoolUnavailableException(e);
+        }
+    }
+
     public async Task<bool[]> ExistsAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
     {
         EnsureAvailable();

@@ -38,6 +38,10 @@ public static class EngineCommandLine
     private static readonly Option<string?> KvCacheServer = new("--kv-cache-server") { Description = "Cache server URL: report KV block events to it (join the KV-cache network)." };
     private static readonly Option<string?> KvEngineId = new("--kv-engine-id") { Description = "This engine's id in the cache server's index (default: its own URL)." };
     private static readonly Option<int> KvEventsInterval = new("--kv-events-interval-ms") { DefaultValueFactory = _ => 100, Description = "How often KV events are sent." };
+    private static readonly Option<bool> KvOffload = new("--kv-offload") { Description = "Write evicted KV blocks to the cache server's pool; fetch from it on a local miss." };
+    private static readonly Option<long> KvBytesPerToken = new("--kv-bytes-per-token") { DefaultValueFactory = _ => 131072, Description = "KV bytes per token (Llama-3-8B: 131072)." };
+    private static readonly Option<double> KvScale = new("--kv-scale") { DefaultValueFactory = _ => 1.0 / 1024, Description = "Share of the KV bytes actually moved (time is charged for all)." };
+    private static readonly Option<double> KvTransferGBps = new("--kv-transfer-gbps") { DefaultValueFactory = _ => 12.5, Description = "Pool-to-GPU bandwidth in GB/s." };
     private static readonly Option<double> FailureRate = new("--failure-rate") { DefaultValueFactory = _ => 0, Description = "Share of requests (0–1) that fail on purpose." };
     private static readonly Option<string[]> FailureTypes = new("--failure-types") { AllowMultipleArgumentsPerToken = true, Description = "rate_limit, invalid_api_key, context_length, server_error, invalid_request, model_not_found, service_unavailable." };
 
@@ -58,7 +62,7 @@ public static class EngineCommandLine
         {
             ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
-            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, KvCacheServer, KvEngineId, KvEventsInterval, FailureRate, FailureTypes,
+            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
         };
         foreach (var name in AcceptedAndIgnored)
         {
@@ -149,6 +153,10 @@ public static class EngineCommandLine
                 : null,
             KvEngineId = r.GetValue(KvEngineId),
             KvEventsIntervalMs = r.GetValue(KvEventsInterval),
+            KvOffload = r.GetValue(KvOffload),
+            KvBytesPerToken = r.GetValue(KvBytesPerToken),
+            KvScale = r.GetValue(KvScale),
+            KvTransferGBps = r.GetValue(KvTransferGBps),
             FailureRate = r.GetValue(FailureRate),
             FailureTypes = [.. (r.GetValue(FailureTypes) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(ParseFailureType)],
         };

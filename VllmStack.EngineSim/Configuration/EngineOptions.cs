@@ -70,6 +70,21 @@ public sealed class EngineOptions
 
     public int KvEventsIntervalMs { get; init; } = 100;
 
+    /// <summary>Write evicted blocks to the cache server's pool, and fetch from it on a local miss.</summary>
+    public bool KvOffload { get; init; }
+
+    /// <summary>KV bytes per token: 2 × layers × kv heads × head dim × dtype bytes (Llama-3-8B in bf16: 128 KiB).</summary>
+    public long KvBytesPerToken { get; init; } = 131072;
+
+    /// <summary>Share of those bytes actually moved (the transfer time is charged for all of them).</summary>
+    public double KvScale { get; init; } = 1.0 / 1024;
+
+    /// <summary>Bandwidth between the pool and the GPU, in GB/s (100 Gb/s network: 12.5).</summary>
+    public double KvTransferGBps { get; init; } = 12.5;
+
+    /// <summary>The base model the engine's KV belongs to (pool keys and block chains use it).</summary>
+    public string PrimaryBaseModel => PrimaryModelName;
+
     /// <summary>Report <c>usage.prompt_tokens_details.cached_tokens</c> (vLLM: --enable-prompt-tokens-details).</summary>
     public bool EnablePromptTokensDetails { get; init; }
 
@@ -130,6 +145,14 @@ public sealed class EngineOptions
         if (FailureRate > 0 && FailureTypes.Count == 0)
         {
             yield return "--failure-rate needs at least one --failure-types entry";
+        }
+        if (KvOffload && KvCacheServer is null)
+        {
+            yield return "--kv-offload needs --kv-cache-server";
+        }
+        if (KvBytesPerToken < 1 || KvScale is <= 0 or > 1 || KvTransferGBps <= 0)
+        {
+            yield return "--kv-bytes-per-token must be ≥ 1, --kv-scale in (0, 1] and --kv-transfer-gbps > 0";
         }
         if (EmbeddingDimensions < 1)
         {

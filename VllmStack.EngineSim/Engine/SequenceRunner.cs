@@ -29,7 +29,8 @@ public sealed class SimulatedCrashException() : Exception("The simulated engine 
 /// Drives one sequence through the engine: queue, prefill (cached prefix tokens cost nothing), then one token
 /// per inter-token interval, with stop conditions and detokenization as vLLM applies them.
 /// </summary>
-public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, EngineMetrics metrics)
+public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, EngineMetrics metrics,
+    EngineOptions? options = null, Network.KvPoolClient? pool = null)
 {
     public async Task<SequenceOutcome> RunAsync(
         Sequence seq, TokenSource source, GenerationParams p, int choice, Func<TokenDelta, ValueTask>? onDelta, CancellationToken cancellationToken)
@@ -44,8 +45,10 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
         long lastToken = 0;
         try
         {
+            // With the shared pool, learn how much of the prompt it holds while the request still queues.
+            var pooledBlocks = await PooledBlocksAsync(seq, cancellationToken).ConfigureAwait(false);
             var cached = await scheduler.AdmitAsync(seq, cancellationToken).ConfigureAwait(false);
-            await PrefillAsync(seq, cached, random, cancellationToken).ConfigureAwait(false);
+            await PrefillAsync(seq, cached, random, cancellationToken, pooledBlocks).ConfigureAwait(false);
             while (true)
             {
                 var allowEnd = !p.IgnoreEos && seq.OutputLength >= p.MinTokens;
@@ -125,6 +128,40 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
             scheduler.Release(seq);
             metrics.Finished(seq, finishReason, firstToken, lastToken);
         }
+    }
+
+    private async Task<int> PooledBlocksAsync(Sequence seq, CancellationToken cancellationToken)
+    {
+        if (pool is null || options is null)
+        {
+            return 0;
+        }
+        var hashes = seq.HashFullBlocks(scheduler.BlockSize);
+        var eligible = Math.Min(hashes.Count, (seq.Tokens.Count - 1) / scheduler.BlockSize);
+        return await pool.LeadingBlocksAsync(options.PrimaryBaseModel, hashes.GetRange(0, eligible), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Blocks the local cache lacks but the pool holds are fetched and cost their transfer time (bytes ÷ bandwidth);
+    /// only what neither holds is computed.
+    /// </summary>
+    private async Task PrefillAsync(Sequence seq, int cachedTokens, Random? random, CancellationToken cancellationToken, int pooledBlocks)
+    {
+        var remoteTokens = 0;
+        var cachedBlocks = cachedTokens / scheduler.BlockSize;
+        if (pool is not null && options is not null && pooledBlocks > cachedBlocks)
+        {
+            var hashes = seq.HashFullBlocks(scheduler.BlockSize).GetRange(cachedBlocks, pooledBlocks - cachedBlocks);
+            metrics.ExternalPrefixCacheQueried(hashes.Count * scheduler.BlockSize, 0);
+            if (await pool.FetchAsync(options.PrimaryBaseModel, hashes, cancellationToken).ConfigureAwait(false))
+            {
+                remoteTokens = hashes.Count * scheduler.BlockSize;
+                metrics.ExternalPrefixCacheQueried(0, remoteTokens);
+            }
+        }
+        var transferMs = options is null ? 0 : remoteTokens * (double)options.KvBytesPerToken / (options.KvTransferGBps * 1e9) * 1000;
+        await ComputeAsync(latency.PrefillMs(seq.Tokens.Count - cachedTokens - remoteTokens) + transferMs, random, cancellationToken).ConfigureAwait(false);
+        scheduler.CompletePrefill(seq);
     }
 
     private Task PrefillAsync(Sequence seq, int cachedTokens, Random? random, CancellationToken cancellationToken)

@@ -25,6 +25,8 @@ public sealed class EngineMetrics : IDisposable
     private readonly Counter<long> _prefixQueries;
     private readonly Counter<long> _prefixHits;
     private readonly Counter<long> _preemptions;
+    private readonly Counter<long> _externalQueries;
+    private readonly Counter<long> _externalHits;
     private readonly Counter<long> _requestSuccess;
     private readonly Histogram<double> _ttft;
     private readonly Histogram<double> _itl;
@@ -48,6 +50,8 @@ public sealed class EngineMetrics : IDisposable
         _prefixQueries = _meter.CreateCounter<long>(v0 ? "vllm:gpu_prefix_cache_queries" : "vllm:prefix_cache_queries", null, "Prefix cache queries, in terms of number of queried tokens.");
         _prefixHits = _meter.CreateCounter<long>(v0 ? "vllm:gpu_prefix_cache_hits" : "vllm:prefix_cache_hits", null, "Prefix cache hits, in terms of number of cached tokens.");
         _preemptions = _meter.CreateCounter<long>("vllm:num_preemptions", null, "Cumulative number of preemptions from the engine.");
+        _externalQueries = _meter.CreateCounter<long>("vllm:external_prefix_cache_queries", null, "Tokens asked of the shared KV pool (beyond the local cache).");
+        _externalHits = _meter.CreateCounter<long>("vllm:external_prefix_cache_hits", null, "Tokens fetched from the shared KV pool instead of computed.");
         _requestSuccess = _meter.CreateCounter<long>("vllm:request_success", null, "Count of successfully processed requests.");
 
         _ttft = Seconds("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TtftBuckets);
@@ -68,6 +72,8 @@ public sealed class EngineMetrics : IDisposable
         _prefixQueries.Add(0, _model, _engine);
         _prefixHits.Add(0, _model, _engine);
         _preemptions.Add(0, _model, _engine);
+        _externalQueries.Add(0, _model, _engine);
+        _externalHits.Add(0, _model, _engine);
         foreach (var reason in FinishReasons.All)
         {
             _requestSuccess.Add(0, _model, _engine, new("finished_reason", reason));
@@ -110,6 +116,12 @@ public sealed class EngineMetrics : IDisposable
     }
 
     public void Preempted() => _preemptions.Add(1, _model, _engine);
+
+    public void ExternalPrefixCacheQueried(int queriedTokens, int hitTokens)
+    {
+        _externalQueries.Add(queriedTokens, _model, _engine);
+        _externalHits.Add(hitTokens, _model, _engine);
+    }
 
     public void FirstToken(double seconds) => _ttft.Record(seconds, _model, _engine);
 

@@ -126,7 +126,7 @@ public sealed class VllmResource(string name, ParameterResource model, string en
                 List<string> simulated = [dll, .. serve, "--latency-preset", Options.SimulatorPreset];
                 if (KvCacheServer is not null && context.Runtime.Endpoints(KvCacheServer).FirstOrDefault() is { } cacheServer)
                 {
-                    simulated.AddRange(["--kv-cache-server", cacheServer.ToString()]);
+                    simulated.AddRange(["--kv-cache-server", cacheServer.ToString(), "--kv-offload"]);
                 }
                 return new LaunchSpec("dotnet", simulated, null, KindDescription);
         }

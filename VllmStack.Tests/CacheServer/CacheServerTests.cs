@@ -44,6 +44,22 @@ public sealed class CacheServerTests
         }
         Assert.Equal(chunk, await http.GetByteArrayAsync("v1/kv/pool/m/0000000000000001"));
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("v1/kv/pool/other-model/0000000000000001")).StatusCode);
+        using (var many = await http.PostAsJsonAsync("v1/kv/pool/get", new { model = "m", hashes = new[] { "0000000000000001", "00000000000000ff" } }))
+        {
+            Assert.Equal(VllmStack.ServiceDefaults.Http.ChunkFraming.ContentType, many.Content.Headers.ContentType?.MediaType);
+            var chunks = await VllmStack.ServiceDefaults.Http.ChunkFraming.ReadAsync(await many.Content.ReadAsStreamAsync(), 2, default);
+            Assert.Equal(chunk, chunks[0]);
+            Assert.Null(chunks[1]);
+        }
+        // Model names with a slash travel escaped in the path and name the same chunk.
+        using (var slashed = await http.PutAsync($"v1/kv/pool/{Uri.EscapeDataString("org/model")}/0000000000000001", new ByteArrayContent([9])))
+        {
+            Assert.Equal(HttpStatusCode.Created, slashed.StatusCode);
+        }
+        using (var slashedMany = await http.PostAsJsonAsync("v1/kv/pool/get", new { model = "org/model", hashes = new[] { "0000000000000001" } }))
+        {
+            Assert.Equal([9], (await VllmStack.ServiceDefaults.Http.ChunkFraming.ReadAsync(await slashedMany.Content.ReadAsStreamAsync(), 1, default))[0]);
+        }
 
         // Four 4 KiB chunks fit a 20,000-byte budget; the fifth evicts the least recently used, which is chunk 2
         // because chunk 1 was just read.

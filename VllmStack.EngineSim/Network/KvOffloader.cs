@@ -1,0 +1,67 @@
+using System.Threading.Channels;
+using VllmStack.EngineSim.Configuration;
+using VllmStack.EngineSim.Engine;
+
+namespace VllmStack.EngineSim.Network;
+
+/// <summary>
+/// Writes blocks the local cache evicts to the shared pool, so that they can be fetched later (by this engine or
+/// another) instead of recomputed. Eviction never waits for it: a bounded queue drops the oldest work when the
+/// pool falls behind, counted.
+/// </summary>
+public sealed class KvOffloader : BackgroundService
+{
+    private readonly Channel<ulong> _evicted = Channel.CreateBounded<ulong>(new BoundedChannelOptions(10_000)
+    {
+        FullMode = BoundedChannelFullMode.DropOldest,
+        SingleReader = false,
+    });
+    private readonly KvPoolClient _pool;
+    private readonly EngineOptions _options;
+    private readonly ILogger<KvOffloader> _logger;
+    private long _written;
+    private long _failed;
+
+    public KvOffloader(KvBlockPool blocks, KvPoolClient pool, EngineOptions options, ILogger<KvOffloader> logger)
+    {
+        _pool = pool;
+        _options = options;
+        _logger = logger;
+        blocks.BlockEvicted += hash => _evicted.Writer.TryWrite(hash);
+    }
+
+    public long Written => Interlocked.Read(ref _written);
+
+    public long Failed => Interlocked.Read(ref _failed);
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(Enumerable.Range(0, 4).Select(_ => WorkAsync(stoppingToken)));
+
+    private async Task WorkAsync(CancellationToken stoppingToken)
+    {
+        // Synthetic KV: the bytes stand for the block's tensors; their size is what costs time to move.
+        var chunk = new byte[_pool.ScaledBlockBytes];
+        Random.Shared.NextBytes(chunk);
+        await foreach (var hash in _evicted.Reader.ReadAllAsync(stoppingToken).ConfigureAwait(false))
+        {
+            try
+            {
+                if (await _pool.PutAsync(_options.PrimaryBaseModel, hash, chunk, stoppingToken).ConfigureAwait(false))
+                {
+                    Interlocked.Increment(ref _written);
+                }
+                else
+                {
+                    Interlocked.Increment(ref _failed);
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !stoppingToken.IsCancellationRequested)
+            {
+                if (Interlocked.Increment(ref _failed) == 1)
+                {
+                    _logger.LogWarning("Offloading KV blocks to the pool failed: {Reason}", e.Message);
+                }
+            }
+        }
+    }
+}

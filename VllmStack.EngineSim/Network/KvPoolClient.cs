@@ -1,0 +1,95 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using VllmStack.EngineSim.Configuration;
+using VllmStack.ServiceDefaults.Hashing;
+using VllmStack.ServiceDefaults.Http;
+
+namespace VllmStack.EngineSim.Network;
+
+/// <summary>
+/// The engine's side of the shared KV pool: which of a prompt's blocks the pool holds, fetching them, and writing
+/// blocks out. Every call is bounded; failures mean "not in the pool" (the engine then computes, as without a pool).
+/// </summary>
+public sealed class KvPoolClient(HttpClient http, EngineOptions options, ILogger<KvPoolClient> logger)
+{
+    private readonly Uri _server = options.KvCacheServer!;
+
+    /// <summary>Bytes one block stands for on a real GPU (the transfer time is charged for these)…</summary>
+    public long BlockBytes => (long)options.BlockSize * options.KvBytesPerToken;
+
+    /// <summary>…and the bytes actually moved, scaled down so benchmark volumes fit this machine.</summary>
+    public int ScaledBlockBytes => (int)Math.Max(1, BlockBytes * options.KvScale);
+
+    public async Task<int> LeadingBlocksAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
+    {
+        if (hashes.Count == 0)
+        {
+            return 0;
+        }
+        try
+        {
+            using var timeout = Bounded(cancellationToken);
+            using var response = await http.PostAsJsonAsync(new Uri(_server, "v1/kv/pool/exists"),
+                new { model, hashes = hashes.Take(4096).Select(KvBlockHashes.Format) }, timeout.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                return 0;
+            }
+            var exists = JsonNode.Parse(await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false))!["exists"]!.AsArray();
+            var leading = 0;
+            while (leading < exists.Count && exists[leading]!.GetValue<bool>())
+            {
+                leading++;
+            }
+            return leading;
+        }
+        catch (Exception e) when (IsTransient(e, cancellationToken))
+        {
+            logger.LogDebug("KV pool lookup failed: {Reason}", e.Message);
+            return 0;
+        }
+    }
+
+    /// <summary>Fetches the blocks in one request; false when any of them could not be read.</summary>
+    public async Task<bool> FetchAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timeout = Bounded(cancellationToken);
+            using var response = await http.PostAsJsonAsync(new Uri(_server, "v1/kv/pool/get"),
+                new { model, hashes = hashes.Select(KvBlockHashes.Format) }, timeout.Token).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                return false;
+            }
+            await using var body = await response.Content.ReadAsStreamAsync(timeout.Token).ConfigureAwait(false);
+            var chunks = await ChunkFraming.ReadAsync(body, hashes.Count, timeout.Token).ConfigureAwait(false);
+            return chunks.All(c => c is not null);
+        }
+        catch (Exception e) when (IsTransient(e, cancellationToken) || e is EndOfStreamException or IOException)
+        {
+            logger.LogDebug("KV pool fetch failed: {Reason}", e.Message);
+            return false;
+        }
+    }
+
+    public async Task<bool> PutAsync(string model, ulong hash, byte[] chunk, CancellationToken cancellationToken)
+    {
+        using var timeout = Bounded(cancellationToken);
+        using var response = await http.PutAsync(ChunkUri(model, hash), new ByteArrayContent(chunk), timeout.Token).ConfigureAwait(false);
+        return response.IsSuccessStatusCode;
+    }
+
+    private Uri ChunkUri(string model, ulong hash) => new(_server, $"v1/kv/pool/{Uri.EscapeDataString(model)}/{KvBlockHashes.Format(hash)}");
+
+    private static CancellationTokenSource Bounded(CancellationToken cancellationToken)
+    {
+        var source = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        source.CancelAfter(TimeSpan.FromSeconds(2));
+        return source;
+    }
+
+    private static bool IsTransient(Exception e, CancellationToken cancellationToken) =>
+        e is HttpRequestException or System.Text.Json.JsonException or InvalidOperationException
+        || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
+}

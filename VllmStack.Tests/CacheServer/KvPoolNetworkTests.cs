@@ -1,0 +1,70 @@
+using VllmStack.ServiceDefaults.Metrics;
+using VllmStack.Tests.Infrastructure;
+using VllmStack.Tests.Redis;
+
+namespace VllmStack.Tests.CacheServer;
+
+/// <summary>Tests that compare latencies between runs: kept out of the parallel pack, where CPU contention would decide them.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TimingSensitive
+{
+    public const string Name = "timing-sensitive";
+}
+
+/// <summary>The shared pool's point: KV one engine computed and evicted is fetched by another instead of recomputed.</summary>
+[Collection(TimingSensitive.Name)]
+public sealed class KvPoolNetworkTests
+{
+    [Fact]
+    public async Task A_prompt_evicted_by_one_engine_is_fetched_from_the_pool_by_another_with_a_lower_ttft()
+    {
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        await using var cacheServer = await ProgramProcess.StartAsync("VllmStack.CacheServer", "CacheServer", ["--urls", "http://127.0.0.1:0"],
+            new Dictionary<string, string> { ["ConnectionStrings__cache"] = redis.Endpoint });
+        // A small cache (300 blocks of 16 tokens) so that later long prompts evict the first; prefill 0.5 ms per prompt token
+        // against ~10 µs per token to transfer from the pool.
+        string[] args = ["--latency-preset", "fast", "--prefill-time-per-token-ms", "0.5", "--num-gpu-blocks", "300", "--max-model-len", "4096",
+            "--kv-cache-server", cacheServer.BaseUrl.ToString(), "--kv-offload"];
+        var engines = await Task.WhenAll(EngineSimProcess.StartAsync(args), EngineSimProcess.StartAsync(args));
+        var (first, second) = (engines[0], engines[1]);
+        try
+        {
+            var prompt = EngineSimPrompts.Long(3000, seed: 1);
+            var other = EngineSimPrompts.Long(3000, seed: 2);
+            var third = EngineSimPrompts.Long(3000, seed: 3);
+            object Request(string text) => new { model = EngineSimProcess.DefaultModel, prompt = text, max_tokens = 2, stream = true };
+
+            var computed = await OpenAiHttp.StreamAsync(first.Http, "v1/completions", Request(prompt));
+            // Two more long prompts push all of the first out of the small cache (its tail goes first, its prefix last).
+            await OpenAiHttp.StreamAsync(first.Http, "v1/completions", Request(other));
+            await OpenAiHttp.StreamAsync(first.Http, "v1/completions", Request(third));
+            using var pool = new HttpClient { BaseAddress = cacheServer.BaseUrl };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+            while ((System.Text.Json.Nodes.JsonNode.Parse(await pool.GetStringAsync("v1/kv/pool"))!["chunks"]!.GetValue<long>()) < 190 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+
+            var fetched = await OpenAiHttp.StreamAsync(second.Http, "v1/completions", Request(prompt));
+            var metrics = await second.MetricsAsync();
+            Assert.True(metrics.Sum("vllm:external_prefix_cache_hits_total") >= 2500, "the second engine fetched most of the prompt from the pool");
+            Assert.Equal(0, metrics.Sum("vllm:prefix_cache_hits_total"));
+            Assert.True(fetched.TimeToFirstToken * 3 < computed.TimeToFirstToken,
+                $"TTFT {fetched.TimeToFirstToken.TotalMilliseconds:F0} ms from the pool vs {computed.TimeToFirstToken.TotalMilliseconds:F0} ms computed");
+        }
+        finally
+        {
+            foreach (var engine in engines)
+            {
+                await engine.DisposeAsync();
+            }
+        }
+    }
+}
+
+/// <summary>Long English-like prompts of a given size in the simulator's tokens.</summary>
+internal static class EngineSimPrompts
+{
+    public static string Long(int tokens, int seed) =>
+        VllmStack.Tests.EngineSim.Integration.EngineModelTests.LongPrompt(tokens, seed);
+}
