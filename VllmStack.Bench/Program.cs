@@ -40,5 +40,21 @@ router.SetAction(async (result, cancellationToken) =>
     return errors == 0 ? 0 : 1;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, MultiRoundCommand.Create() };
+var poolRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 5, Description = "Measured runs; medians are reported." };
+var poolRequests = new Option<int>("--requests") { DefaultValueFactory = _ => 20000, Description = "Operations per measurement." };
+var poolConnections = new Option<int>("--connections") { DefaultValueFactory = _ => 32, Description = "Operations in flight." };
+var chunkBytes = new Option<int>("--chunk-bytes") { DefaultValueFactory = _ => 32768, Description = "Bytes per chunk: 256 tokens × 128 KiB × 1/1024 (EngineSim's default scale)." };
+var poolOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var pool = new Command("pool", "KV chunk pool put/get throughput against redis-benchmark SET/GET with the same value size.")
+{
+    poolRuns, poolRequests, poolConnections, chunkBytes, poolOutput,
+};
+pool.SetAction(async (result, cancellationToken) =>
+{
+    await PoolThroughput.RunAsync(new PoolThroughput.Settings(result.GetValue(poolRuns), result.GetValue(poolRequests), result.GetValue(poolConnections),
+        result.GetValue(chunkBytes), result.GetValue(poolOutput)!), cancellationToken);
+    return 0;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, MultiRoundCommand.Create() };
 return await root.Parse(args).InvokeAsync();

@@ -23,7 +23,12 @@ public sealed partial class ProgramProcess : IAsyncDisposable
     public static Task<ProgramProcess> StartRouterAsync(IEnumerable<string> args, CancellationToken cancellationToken) =>
         StartAsync("VllmStack.Router", "Router", args, cancellationToken);
 
-    private static async Task<ProgramProcess> StartAsync(string project, string readyName, IEnumerable<string> args, CancellationToken cancellationToken)
+    public static Task<ProgramProcess> StartCacheServerAsync(string redisEndpoint, CancellationToken cancellationToken) =>
+        StartAsync("VllmStack.CacheServer", "CacheServer", ["--urls", "http://127.0.0.1:0"], cancellationToken,
+            new Dictionary<string, string> { ["ConnectionStrings__cache"] = redisEndpoint });
+
+    private static async Task<ProgramProcess> StartAsync(string project, string readyName, IEnumerable<string> args, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         info.ArgumentList.Add(ProgramDll(project));
@@ -32,6 +37,10 @@ public sealed partial class ProgramProcess : IAsyncDisposable
             info.ArgumentList.Add(arg);
         }
         info.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
         var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start");
         var ready = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
@@ -81,6 +90,6 @@ public sealed partial class ProgramProcess : IAsyncDisposable
         throw new FileNotFoundException($"{project}.dll ({configuration}) not found: build the solution first.");
     }
 
-    [GeneratedRegex(@"^(EngineSim|Router) listening on (\S+)")]
+    [GeneratedRegex(@"^(EngineSim|Router|CacheServer) listening on (\S+)")]
     private static partial Regex Listening();
 }
