@@ -56,5 +56,24 @@ pool.SetAction(async (result, cancellationToken) =>
     return 0;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, MultiRoundCommand.Create() };
+var policies = new Option<string>("--policies") { DefaultValueFactory = _ => "roundrobin,leastload,prefixaware,kvaware", Description = "Routing policies to compare." };
+var policyDuration = new Option<int>("--duration") { DefaultValueFactory = _ => 40, Description = "Seconds per configuration." };
+var policyUsers = new Option<int>("--users") { DefaultValueFactory = _ => 16, Description = "Concurrent conversations." };
+var policyQps = new Option<double>("--qps") { DefaultValueFactory = _ => 4, Description = "Requests per second across users." };
+var policyBlocks = new Option<int>("--num-gpu-blocks") { DefaultValueFactory = _ => 1000, Description = "KV blocks per engine (small, so placement matters)." };
+var policyOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var routing = new Command("policies", "Multi-round TTFT per routing policy on four simulated engines, without and with the shared KV pool.")
+{
+    policies, policyDuration, policyUsers, policyQps, policyBlocks, policyOutput,
+};
+routing.SetAction(async (result, cancellationToken) =>
+{
+    var rows = await RoutingPolicyComparison.RunAsync(new RoutingPolicyComparison.Settings(
+        result.GetValue(policies)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), 4, result.GetValue(policyBlocks),
+        TimeSpan.FromSeconds(result.GetValue(policyDuration)), result.GetValue(policyUsers), 5, result.GetValue(policyQps), 1000, 2000, 50, 100,
+        result.GetValue(policyOutput)!), cancellationToken);
+    return rows.All(r => r.Errors <= r.Requests * 0.05) ? 0 : 1;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, MultiRoundCommand.Create() };
 return await root.Parse(args).InvokeAsync();
