@@ -43,6 +43,7 @@ services.AddSingleton(_ => new KvIndex(options.MaxIndexEntries, TimeSpan.FromSec
 services.AddSingleton<CacheMetrics>();
 services.AddSingleton<KvChunkPool>();
 services.AddHostedService<IndexExpiry>();
+services.AddHostedService<PoolUsageRefresher>();
 services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis");
 
 var app = builder.Build();

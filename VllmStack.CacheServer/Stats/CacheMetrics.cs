@@ -19,8 +19,13 @@ public sealed class CacheMetrics : IDisposable
     private readonly Histogram<double> _redisLatency;
     private readonly Histogram<double> _lookupLatency;
 
+    private long _poolBytes;
+    private long _poolChunks;
+
     public CacheMetrics(KvIndex index)
     {
+        _meter.CreateObservableGauge("vllmstack:kv_pool_bytes", () => Interlocked.Read(ref _poolBytes), "By", "Bytes of KV chunks in the pool (refreshed every few seconds).");
+        _meter.CreateObservableGauge("vllmstack:kv_pool_chunks", () => Interlocked.Read(ref _poolChunks), null, "KV chunks in the pool (refreshed every few seconds).");
         _lookups = _meter.CreateCounter<long>("vllmstack:kv_lookups", null, "Prefix lookups answered.");
         _queriedTokens = _meter.CreateCounter<long>("vllmstack:kv_lookup_queried_tokens", null, "Tokens asked about in lookups.");
         _hitTokens = _meter.CreateCounter<long>("vllmstack:kv_lookup_hit_tokens", null, "Leading tokens found, by where: local (an engine's cache) or pool.");
@@ -59,6 +64,12 @@ public sealed class CacheMetrics : IDisposable
     public void PoolEvicted(long chunks) => _poolEvictions.Add(chunks);
 
     public void Redis(double seconds) => _redisLatency.Record(seconds);
+
+    public void PoolUsage(long bytes, long chunks)
+    {
+        Interlocked.Exchange(ref _poolBytes, bytes);
+        Interlocked.Exchange(ref _poolChunks, chunks);
+    }
 
     public void Dispose() => _meter.Dispose();
 }

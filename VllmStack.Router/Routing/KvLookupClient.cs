@@ -16,6 +16,11 @@ public sealed record KvLookup(int TotalTokens, IReadOnlyDictionary<string, int> 
 /// </summary>
 public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRoutingOptions options, ILogger<KvLookupClient> logger)
 {
+    private static readonly System.Diagnostics.Metrics.Meter Meter = new(Stats.RouterMetrics.MeterName + ".KvLookup");
+    private static readonly System.Diagnostics.Metrics.Histogram<double> Duration = Meter.CreateHistogram<double>(
+        "vllmstack:router_kv_lookup_duration_seconds", "s", "Time kvaware spends on a prompt: engine tokenize plus cache-server lookup.",
+        advice: new System.Diagnostics.Metrics.InstrumentAdvice<double> { HistogramBucketBoundaries = [0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1] });
+
     private int _failing;
 
     public Uri CacheServer { get; } = cacheServer;
@@ -29,6 +34,7 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
     {
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         budget.CancelAfter(TimeSpan.FromMilliseconds(options.LookupTimeoutMs));
+        var started = Stopwatch.GetTimestamp();
         try
         {
             var tokens = TokenIdsInBody(request.Body) ?? await TokenizeAsync(request, tokenizer, budget.Token).ConfigureAwait(false);
@@ -44,6 +50,7 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
             {
                 logger.LogInformation("KV lookups work again ({CacheServer})", CacheServer);
             }
+            Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
             return new KvLookup(answer["total_tokens"]!.GetValue<int>(), engines, answer["pool_tokens"]!.GetValue<int>());
         }
         catch (Exception e) when (e is HttpRequestException or JsonException or InvalidOperationException or NullReferenceException

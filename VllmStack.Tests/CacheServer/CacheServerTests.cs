@@ -85,8 +85,18 @@ public sealed class CacheServerTests
         var usage = JsonNode.Parse(await http.GetStringAsync("v1/kv/pool"))!;
         Assert.True(usage["bytes"]!.GetValue<long>() <= 20000, usage.ToJsonString());
         Assert.Equal(4, usage["chunks"]!.GetValue<long>());
-        var metrics = PrometheusTextParser.Parse(await http.GetStringAsync("metrics"));
+        IReadOnlyList<PrometheusSample> metrics;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        do
+        {
+            // The size gauges are refreshed every 2 s.
+            await Task.Delay(200);
+            metrics = PrometheusTextParser.Parse(await http.GetStringAsync("metrics"));
+        }
+        while (metrics.Sum("vllmstack:kv_pool_chunks") != 4 && DateTime.UtcNow < deadline);
         Assert.True(metrics.Sum("vllmstack:kv_pool_evictions_total") >= 6);
+        Assert.Equal(4, metrics.Sum("vllmstack:kv_pool_chunks"));
+        Assert.InRange(metrics.Sum("vllmstack:kv_pool_bytes"), 4 * 4096, 20000);
 
         Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync("v1/kv/pool/m/000000000000000b")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("v1/kv/pool/m/000000000000000b")).StatusCode);
