@@ -116,9 +116,10 @@ public static class LaunchPlanner
 public static class ContainerRuntime
 {
     private static readonly Lazy<Task<string?>> Found = new(ProbeAsync);
+    private static string? _found;
 
     /// <summary>The runtime found by <see cref="FindAsync"/>, or null (also before it has been probed).</summary>
-    public static string? Find() => Found.IsValueCreated && Found.Value.IsCompletedSuccessfully ? Found.Value.Result : null;
+    public static string? Find() => Volatile.Read(ref _found);
 
     public static Task<string?> FindAsync() => Found.Value;
 
@@ -128,6 +129,7 @@ public static class ContainerRuntime
         {
             if (Executables.Which(candidate) is { } path && await Executables.OutputAsync(path, ["info"], null, TimeSpan.FromSeconds(5), CancellationToken.None).ConfigureAwait(false) is not null)
             {
+                Volatile.Write(ref _found, path);
                 return path;
             }
         }

@@ -25,10 +25,11 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
 
     public Uri CacheServer { get; } = cacheServer;
 
-    /// <summary>Fallbacks so far, by reason (for metrics and tests).</summary>
-    public long Fallbacks => Interlocked.Read(ref _fallbacks);
-
+    private static readonly JsonSerializerOptions AnswerJson = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private long _fallbacks;
+
+    /// <summary>Requests routed by load alone because the lookup failed or ran out of time (for metrics and tests).</summary>
+    public long Fallbacks => Interlocked.Read(ref _fallbacks);
 
     public async Task<KvLookup?> LookupAsync(RoutingRequest request, Engine tokenizer, string baseModel, string? lora, CancellationToken cancellationToken)
     {
@@ -44,16 +45,20 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
             }
             using var response = await http.PostAsJsonAsync(new Uri(CacheServer, "v1/kv/lookup"), new { model = baseModel, lora, tokens }, budget.Token).ConfigureAwait(false);
             response.EnsureSuccessStatusCode();
-            var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync(budget.Token).ConfigureAwait(false))!;
-            var engines = answer["engines"]!.AsArray().ToDictionary(e => e!["engine"]!.GetValue<string>(), e => e!["tokens"]!.GetValue<int>(), StringComparer.Ordinal);
+            var answer = await response.Content.ReadFromJsonAsync<LookupAnswer>(AnswerJson, budget.Token).ConfigureAwait(false);
+            if (answer?.Engines is null || answer.Engines.Any(e => e.Engine is null))
+            {
+                throw new JsonException("The cache server's lookup answer has no engine list.");
+            }
+            var engines = answer.Engines.ToDictionary(e => e.Engine!, e => e.Tokens, StringComparer.Ordinal);
             if (Interlocked.Exchange(ref _failing, 0) == 1)
             {
                 logger.LogInformation("KV lookups work again ({CacheServer})", CacheServer);
             }
             Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            return new KvLookup(answer["total_tokens"]!.GetValue<int>(), engines, answer["pool_tokens"]!.GetValue<int>());
+            return new KvLookup(answer.TotalTokens, engines, answer.PoolTokens);
         }
-        catch (Exception e) when (e is HttpRequestException or JsonException or InvalidOperationException or NullReferenceException
+        catch (Exception e) when (e is HttpRequestException or JsonException or InvalidOperationException
             || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             Interlocked.Increment(ref _fallbacks);
@@ -64,6 +69,12 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
             return null;
         }
     }
+
+    private sealed record LookupAnswer(int TotalTokens, List<EngineTokens>? Engines, int PoolTokens);
+
+    private sealed record EngineTokens(string? Engine, int Tokens);
+
+    private sealed record TokenizeAnswer(int[]? Tokens);
 
     /// <summary>A completion whose prompt is already token ids needs no tokenizer.</summary>
     private static int[]? TokenIdsInBody(ReadOnlyMemory<byte> body)
@@ -119,8 +130,9 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
         var started = Stopwatch.GetTimestamp();
         using var response = await http.PostAsJsonAsync(new Uri(engine.Url, "tokenize"), tokenize, cancellationToken).ConfigureAwait(false);
         response.EnsureSuccessStatusCode();
-        var answer = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false))!;
-        logger.LogDebug("Tokenized {Count} tokens on {Engine} in {Ms:F2} ms", answer["count"], engine.Name, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        return [.. answer["tokens"]!.AsArray().Select(t => t!.GetValue<int>())];
+        var answer = await response.Content.ReadFromJsonAsync<TokenizeAnswer>(AnswerJson, cancellationToken).ConfigureAwait(false);
+        var tokens = answer?.Tokens ?? throw new JsonException($"{engine.Name}/tokenize answered without tokens.");
+        logger.LogDebug("Tokenized {Count} tokens on {Engine} in {Ms:F2} ms", tokens.Length, engine.Name, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return tokens;
     }
 }

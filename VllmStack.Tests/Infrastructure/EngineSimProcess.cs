@@ -56,7 +56,7 @@ public sealed class EngineSimProcess : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            Kill(process);
+            ProgramProcess.Kill(process);
             throw new TimeoutException("EngineSim did not exit within " + timeout);
         }
         return (process.ExitCode, await stdout + await stderr);
@@ -89,20 +89,5 @@ public sealed class EngineSimProcess : IAsyncDisposable
     {
         Http.Dispose();
         await _program.DisposeAsync();
-    }
-
-    private static void Kill(Process process)
-    {
-        try
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
     }
 }

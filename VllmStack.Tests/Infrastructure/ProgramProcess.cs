@@ -149,7 +149,7 @@ public sealed class ProgramProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    private static void Kill(Process process)
+    internal static void Kill(Process process)
     {
         try
         {
