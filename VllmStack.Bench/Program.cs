@@ -75,5 +75,21 @@ routing.SetAction(async (result, cancellationToken) =>
     return rows.All(r => r.Errors <= r.Requests * 0.05) ? 0 : 1;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, MultiRoundCommand.Create() };
+var lookupRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 5, Description = "Measured runs; medians are reported." };
+var lookupRequests = new Option<int>("--requests") { DefaultValueFactory = _ => 400, Description = "Requests per run, alternating the two routers." };
+var lookupTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 4000, Description = "Prompt length in tokens (about)." };
+var lookupConcurrency = new Option<int>("--concurrency") { DefaultValueFactory = _ => 1, Description = "Requests in flight." };
+var lookupOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var kvLookup = new Command("kvlookup", "What kvaware's lookup (tokenize + cache-server lookup) adds per request, against roundrobin over the same engines.")
+{
+    lookupRuns, lookupRequests, lookupTokens, lookupConcurrency, lookupOutput,
+};
+kvLookup.SetAction(async (result, cancellationToken) =>
+{
+    var report = await KvLookupLatency.RunAsync(new KvLookupLatency.Settings(result.GetValue(lookupRuns), result.GetValue(lookupRequests),
+        result.GetValue(lookupTokens), result.GetValue(lookupConcurrency), result.GetValue(lookupOutput)!), cancellationToken);
+    return report.Median.Fallbacks == 0 ? 0 : 1;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, kvLookup, MultiRoundCommand.Create() };
 return await root.Parse(args).InvokeAsync();

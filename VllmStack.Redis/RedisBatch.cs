@@ -45,6 +45,8 @@ public sealed class RedisBatch
 
     public Task<byte[]?> HashGetAsync(RedisKey key, string field) => Add(Commands.HashGet(key, field), Replies.Bytes);
 
+    public Task<byte[]?[]> HashGetManyAsync(RedisKey key, IEnumerable<string> fields) => Add(Commands.HashGetMany(key, fields), Replies.BytesArray);
+
     public Task<long> SetAddAsync(RedisKey key, params string[] members) => Add(Commands.SetAdd(key, members), Replies.Integer);
 
     public Task<bool> SortedSetAddAsync(RedisKey key, string member, double score) =>

@@ -56,6 +56,10 @@ public sealed partial class RedisClient
     public Task<byte[]?> HashGetAsync(RedisKey key, string field, CancellationToken cancellationToken = default) =>
         RunAsync(Commands.HashGet(key, field), Replies.Bytes, null, cancellationToken);
 
+    /// <summary>HMGET: the fields' values in the order asked, null where a field (or the whole hash) is missing.</summary>
+    public Task<byte[]?[]> HashGetManyAsync(RedisKey key, IEnumerable<string> fields, CancellationToken cancellationToken = default) =>
+        RunAsync(Commands.HashGetMany(key, fields), Replies.BytesArray, null, cancellationToken);
+
     /// <summary>HDEL; the number of fields removed.</summary>
     public Task<long> HashDeleteAsync(RedisKey key, params string[] fields) => HashDeleteAsync(key, fields, CancellationToken.None);
 

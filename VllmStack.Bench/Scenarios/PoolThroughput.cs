@@ -21,15 +21,10 @@ public static partial class PoolThroughput
 
     public static async Task<Report> RunAsync(Settings settings, CancellationToken cancellationToken)
     {
-        var port = FreePort();
-        var redis = Process.Start(new ProcessStartInfo("redis-server", ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        await using var redis = await BenchRedis.StartAsync(cancellationToken);
+        var port = redis.Port;
         {
-            RedirectStandardOutput = true,
-        }) ?? throw new InvalidOperationException("redis-server did not start (apt-get install redis-server)");
-        try
-        {
-            await Task.Delay(500, cancellationToken);
-            await using var cacheServer = await ProgramProcess.StartCacheServerAsync($"127.0.0.1:{port}", cancellationToken);
+            await using var cacheServer = await ProgramProcess.StartCacheServerAsync(redis.Endpoint, cancellationToken);
             using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = settings.Connections, UseProxy = false }) { BaseAddress = cacheServer.Url };
             var chunk = new byte[settings.ChunkBytes];
             Random.Shared.NextBytes(chunk);
@@ -58,12 +53,6 @@ public static partial class PoolThroughput
             await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
             Console.WriteLine($"written: {file}");
             return report;
-        }
-        finally
-        {
-            redis.Kill(entireProcessTree: true);
-            await redis.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
-            redis.Dispose();
         }
     }
 
@@ -108,11 +97,4 @@ public static partial class PoolThroughput
     }
 
     private static Regex Rps(string command) => new($@"{command}: ([\d.]+) requests per second");
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

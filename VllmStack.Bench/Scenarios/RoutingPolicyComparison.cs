@@ -50,15 +50,11 @@ public static class RoutingPolicyComparison
 
     private static async Task<Row> RunOneAsync(Settings settings, string policy, bool pool, CancellationToken cancellationToken)
     {
-        var redisPort = FreePort();
-        using var redis = Process.Start(new ProcessStartInfo("redis-server",
-            ["--port", redisPort.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]) { RedirectStandardOutput = true })
-            ?? throw new InvalidOperationException("redis-server did not start (apt-get install redis-server)");
+        await using var redis = await BenchRedis.StartAsync(cancellationToken);
         var started = new List<ProgramProcess>();
         try
         {
-            await Task.Delay(300, cancellationToken);
-            var cacheServer = await ProgramProcess.StartCacheServerAsync($"127.0.0.1:{redisPort}", cancellationToken);
+            var cacheServer = await ProgramProcess.StartCacheServerAsync(redis.Endpoint, cancellationToken);
             started.Add(cacheServer);
             List<string> engineArgs = ["bench-model", "--host", "127.0.0.1", "--port", "0", "--latency-preset", "h100-8b",
                 "--num-gpu-blocks", settings.NumGpuBlocks.ToString(CultureInfo.InvariantCulture), "--max-model-len", "8192",
@@ -94,15 +90,6 @@ public static class RoutingPolicyComparison
             {
                 await process.DisposeAsync();
             }
-            redis.Kill(entireProcessTree: true);
-            await redis.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

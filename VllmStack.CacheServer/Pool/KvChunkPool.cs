@@ -135,16 +135,9 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         EnsureAvailable();
         try
         {
-            var batch = redis.CreateBatch();
-            var answers = hashes.Select(h => batch.ExistsAsync(Key(model, h))).ToList();
-            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
-            var result = new bool[answers.Count];
-            for (var i = 0; i < answers.Count; i++)
-            {
-                result[i] = await answers[i].ConfigureAwait(false) > 0;
-            }
+            var sizes = await SizesAsync([.. hashes.Select(h => Key(model, h))], null, cancellationToken).ConfigureAwait(false);
             metrics.PoolOperation("exists", "ok");
-            return result;
+            return [.. sizes.Select(size => size is not null)];
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
@@ -182,12 +175,11 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         try
         {
             var started = Stopwatch.GetTimestamp();
-            var batch = redis.CreateBatch();
-            var answers = blocks.Take(4096).Select(h => batch.ExistsAsync(Key(model, h))).ToList();
-            await batch.ExecuteAsync(TimeSpan.FromMilliseconds(options.LookupTimeoutMs), cancellationToken).ConfigureAwait(false);
+            // One HMGET on the size table rather than an EXISTS per block: a single command is far cheaper for Redis.
+            var sizes = await SizesAsync([.. blocks.Take(4096).Select(h => Key(model, h))], TimeSpan.FromMilliseconds(options.LookupTimeoutMs), cancellationToken).ConfigureAwait(false);
             metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
             var leading = 0;
-            while (leading < answers.Count && await answers[leading].ConfigureAwait(false) > 0)
+            while (leading < sizes.Length && sizes[leading] is not null)
             {
                 leading++;
             }
@@ -244,13 +236,13 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
                     await redis.ExecuteAsync("SET", [Bytes, 0], cancellationToken: cancellationToken).ConfigureAwait(false);
                     return;
                 }
-                var sizes = await SizesAsync(oldest, cancellationToken).ConfigureAwait(false);
+                var sizes = await SizesAsync(oldest, null, cancellationToken).ConfigureAwait(false);
                 var victims = new List<string>();
                 long freed = 0;
                 for (var i = 0; i < oldest.Count && freed < excess; i++)
                 {
                     victims.Add(oldest[i]);
-                    freed += sizes[i];
+                    freed += sizes[i] ?? 0;
                 }
                 await RemoveAsync(victims, cancellationToken).ConfigureAwait(false);
                 metrics.PoolEvicted(victims.Count);
@@ -262,23 +254,26 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         }
     }
 
-    private async Task<long[]> SizesAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    /// <summary>
+    /// The chunks' sizes from the size table (null: not in the pool). The table is written with each chunk and cleared
+    /// with it, so it answers for presence too, in one command however many keys are asked.
+    /// </summary>
+    private async Task<long?[]> SizesAsync(IReadOnlyList<string> keys, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        var batch = redis.CreateBatch();
-        var sizes = keys.Select(k => batch.HashGetAsync(Sizes, k)).ToList();
-        await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
-        var result = new long[sizes.Count];
-        for (var i = 0; i < sizes.Count; i++)
+        if (keys.Count == 0)
         {
-            result[i] = await sizes[i].ConfigureAwait(false) is { } bytes ? long.Parse(System.Text.Encoding.ASCII.GetString(bytes), CultureInfo.InvariantCulture) : 0;
+            return [];
         }
-        return result;
+        var batch = redis.CreateBatch();
+        var sizes = batch.HashGetManyAsync(Sizes, keys);
+        await batch.ExecuteAsync(timeout, cancellationToken).ConfigureAwait(false);
+        return [.. (await sizes.ConfigureAwait(false)).Select(bytes => bytes is null ? (long?)null : long.Parse(System.Text.Encoding.ASCII.GetString(bytes), CultureInfo.InvariantCulture))];
     }
 
     /// <summary>Deletes chunks with their bookkeeping; returns how many existed.</summary>
     private async Task<long> RemoveAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
     {
-        var freed = (await SizesAsync(keys, cancellationToken).ConfigureAwait(false)).Sum();
+        var freed = (await SizesAsync(keys, null, cancellationToken).ConfigureAwait(false)).Sum(size => size ?? 0);
         var batch = redis.CreateBatch();
         var deleted = batch.DeleteAsync([.. keys.Select(k => (RedisKey)k)]);
         _ = batch.CommandAsync("HDEL", [Sizes, .. keys]);

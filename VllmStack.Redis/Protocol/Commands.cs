@@ -49,6 +49,8 @@ internal static class Commands
 
     public static RedisCommand HashGet(RedisKey key, string field) => new RedisCommand("HGET", 2).Add(key).Add(field).Complete();
 
+    public static RedisCommand HashGetMany(RedisKey key, IEnumerable<string> fields) => KeyAndItemsCommand("HMGET", key, fields, "field");
+
     public static RedisCommand HashDelete(RedisKey key, IEnumerable<string> fields) => KeyAndItemsCommand("HDEL", key, fields, "field");
 
     public static RedisCommand HashGetAll(RedisKey key) => new RedisCommand("HGETALL", 1).Add(key).Complete();

@@ -1,7 +1,7 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using VllmStack.Router.Engines;
 
 namespace VllmStack.Router.Routing;
@@ -43,7 +43,21 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
             {
                 return null;
             }
-            using var response = await http.PostAsJsonAsync(new Uri(CacheServer, "v1/kv/lookup"), new { model = baseModel, lora, tokens }, budget.Token).ConfigureAwait(false);
+            using var lookup = JsonContent(writer =>
+            {
+                writer.WriteString("model", baseModel);
+                if (lora is not null)
+                {
+                    writer.WriteString("lora", lora);
+                }
+                writer.WriteStartArray("tokens");
+                foreach (var token in tokens)
+                {
+                    writer.WriteNumberValue(token);
+                }
+                writer.WriteEndArray();
+            }, tokens.Count * 7);
+            using var response = await http.PostAsync(new Uri(CacheServer, "v1/kv/lookup"), lookup, budget.Token).ConfigureAwait(false);
             response.EnsureSuccessStatusCode();
             var answer = await response.Content.ReadFromJsonAsync<LookupAnswer>(AnswerJson, budget.Token).ConfigureAwait(false);
             if (answer?.Engines is null || answer.Engines.Any(e => e.Engine is null))
@@ -74,10 +88,11 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
 
     private sealed record EngineTokens(string? Engine, int Tokens);
 
-    private sealed record TokenizeAnswer(int[]? Tokens);
+    /// <summary>The fields of a chat request that change how its prompt renders, and so its tokens.</summary>
+    private static readonly string[] ChatTemplateFields = ["messages", "tools", "chat_template", "chat_template_kwargs", "add_generation_prompt", "continue_final_message"];
 
     /// <summary>A completion whose prompt is already token ids needs no tokenizer.</summary>
-    private static int[]? TokenIdsInBody(ReadOnlyMemory<byte> body)
+    private static List<int>? TokenIdsInBody(ReadOnlyMemory<byte> body)
     {
         if (body.IsEmpty)
         {
@@ -94,45 +109,112 @@ public sealed class KvLookupClient(HttpClient http, Uri cacheServer, KvAwareRout
             reader.Read();
             if (isPrompt && reader.TokenType == JsonTokenType.StartArray)
             {
-                var tokens = new List<int>();
-                while (reader.Read() && reader.TokenType == JsonTokenType.Number)
-                {
-                    tokens.Add(reader.GetInt32());
-                }
-                return reader.TokenType == JsonTokenType.EndArray && tokens.Count > 0 ? [.. tokens] : null;
+                var tokens = ReadTokenArray(ref reader);
+                return tokens is { Count: > 0 } ? tokens : null;
             }
             reader.Skip();
         }
         return null;
     }
 
-    /// <summary>The prompt exactly as the engine tokenizes it: the request's messages or prompt, sent to its <c>/tokenize</c>.</summary>
-    private async Task<int[]?> TokenizeAsync(RoutingRequest request, Engine engine, CancellationToken cancellationToken)
+    /// <summary>
+    /// The prompt exactly as the engine tokenizes it: the request's messages (with what shapes their template) or its
+    /// prompt text, sent to the engine's <c>/tokenize</c>. Raw JSON is copied through, not rebuilt as objects.
+    /// </summary>
+    private async Task<List<int>?> TokenizeAsync(RoutingRequest request, Engine engine, CancellationToken cancellationToken)
     {
         if (request.Body.IsEmpty)
         {
             return null;
         }
-        var body = JsonNode.Parse(request.Body.Span) as JsonObject;
-        var tokenize = new JsonObject { ["model"] = request.Model };
-        if (body?["messages"] is JsonNode messages)
-        {
-            tokenize["messages"] = messages.DeepClone();
-        }
-        else if (body?["prompt"] is JsonValue prompt && prompt.GetValueKind() == JsonValueKind.String)
-        {
-            tokenize["prompt"] = prompt.DeepClone();
-        }
-        else
+        using var body = JsonDocument.Parse(request.Body);
+        var root = body.RootElement;
+        if (root.ValueKind != JsonValueKind.Object)
         {
             return null;
         }
+        var isChat = root.TryGetProperty("messages", out _);
+        if (!isChat && !(root.TryGetProperty("prompt", out var prompt) && prompt.ValueKind == JsonValueKind.String))
+        {
+            return null;
+        }
+        using var tokenize = JsonContent(writer =>
+        {
+            writer.WriteString("model", request.Model);
+            foreach (var field in isChat ? ChatTemplateFields : ["prompt", "add_special_tokens"])
+            {
+                if (root.TryGetProperty(field, out var value))
+                {
+                    writer.WritePropertyName(field);
+                    value.WriteTo(writer);
+                }
+            }
+        }, request.Body.Length + 64);
         var started = Stopwatch.GetTimestamp();
-        using var response = await http.PostAsJsonAsync(new Uri(engine.Url, "tokenize"), tokenize, cancellationToken).ConfigureAwait(false);
+        using var response = await http.PostAsync(new Uri(engine.Url, "tokenize"), tokenize, cancellationToken).ConfigureAwait(false);
         response.EnsureSuccessStatusCode();
-        var answer = await response.Content.ReadFromJsonAsync<TokenizeAnswer>(AnswerJson, cancellationToken).ConfigureAwait(false);
-        var tokens = answer?.Tokens ?? throw new JsonException($"{engine.Name}/tokenize answered without tokens.");
-        logger.LogDebug("Tokenized {Count} tokens on {Engine} in {Ms:F2} ms", tokens.Length, engine.Name, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        var answer = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        var tokens = TokensInAnswer(answer) ?? throw new JsonException($"{engine.Name}/tokenize answered without tokens.");
+        logger.LogDebug("Tokenized {Count} tokens on {Engine} in {Ms:F2} ms", tokens.Count, engine.Name, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         return tokens;
+    }
+
+    /// <summary>The <c>tokens</c> array of a <c>/tokenize</c> answer, read in place.</summary>
+    private static List<int>? TokensInAnswer(ReadOnlySpan<byte> answer)
+    {
+        var reader = new Utf8JsonReader(answer);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            return null;
+        }
+        var count = 0;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var name = reader.ValueTextEquals("tokens"u8) ? "tokens" : reader.ValueTextEquals("count"u8) ? "count" : null;
+            reader.Read();
+            if (name == "count" && reader.TokenType == JsonTokenType.Number)
+            {
+                count = reader.GetInt32();
+            }
+            else if (name == "tokens" && reader.TokenType == JsonTokenType.StartArray)
+            {
+                return ReadTokenArray(ref reader, count);
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Integers up to the array's end; null if anything else is in it.</summary>
+    private static List<int>? ReadTokenArray(ref Utf8JsonReader reader, int capacity = 0)
+    {
+        var tokens = new List<int>(capacity);
+        while (reader.Read() && reader.TokenType == JsonTokenType.Number)
+        {
+            if (!reader.TryGetInt32(out var token))
+            {
+                return null;
+            }
+            tokens.Add(token);
+        }
+        return reader.TokenType == JsonTokenType.EndArray ? tokens : null;
+    }
+
+    /// <summary>A JSON object body written straight into one buffer.</summary>
+    private static ReadOnlyMemoryContent JsonContent(Action<Utf8JsonWriter> writeProperties, int sizeHint)
+    {
+        var buffer = new ArrayBufferWriter<byte>(Math.Max(256, sizeHint));
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writeProperties(writer);
+            writer.WriteEndObject();
+        }
+        var content = new ReadOnlyMemoryContent(buffer.WrittenMemory);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        return content;
     }
 }

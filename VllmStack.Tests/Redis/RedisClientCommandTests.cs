@@ -82,6 +82,16 @@ public sealed class RedisClientCommandTests(RedisServersFixture servers) : IClas
         Assert.Equal(["f1", "f2"], all.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(new byte[] { 0, 255, 13, 10 }, all["f2"]);
         Assert.Empty(await client.HashGetAllAsync(p + "nohash"));
+        var many = await client.HashGetManyAsync(hash, ["f2", "nope", "f1"]);
+        Assert.Equal(3, many.Length);
+        Assert.Equal(new byte[] { 0, 255, 13, 10 }, many[0]);
+        Assert.Null(many[1]);
+        Assert.Equal("uno", Encoding.UTF8.GetString(many[2]!));
+        Assert.Equal([null, null], await client.HashGetManyAsync(p + "nohash", ["f1", "f2"]));
+        var manyBatch = client.CreateBatch();
+        var inBatch = manyBatch.HashGetManyAsync(hash, ["nope", "f1"]);
+        await manyBatch.ExecuteAsync(CancellationToken.None);
+        Assert.Equal([false, true], (await inBatch).Select(v => v is not null));
         Assert.Equal(1, await client.HashDeleteAsync(hash, "f1", "nope"));
         Assert.Equal(["f2"], (await client.HashGetAllAsync(hash)).Keys);
 
