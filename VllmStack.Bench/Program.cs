@@ -62,16 +62,19 @@ var policyUsers = new Option<int>("--users") { DefaultValueFactory = _ => 16, De
 var policyQps = new Option<double>("--qps") { DefaultValueFactory = _ => 4, Description = "Requests per second across users." };
 var policyBlocks = new Option<int>("--num-gpu-blocks") { DefaultValueFactory = _ => 1000, Description = "KV blocks per engine (small, so placement matters)." };
 var policyOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var policyRouterArgs = new Option<string>("--router-args") { DefaultValueFactory = _ => "", Description = "Extra router arguments, space-separated (e.g. --Router:Prefix:ImbalanceAbsolute=2)." };
+var policyPool = new Option<string>("--pool") { DefaultValueFactory = _ => "off,on", Description = "Pool settings to run: off, on or both." };
 var routing = new Command("policies", "Multi-round TTFT per routing policy on four simulated engines, without and with the shared KV pool.")
 {
-    policies, policyDuration, policyUsers, policyQps, policyBlocks, policyOutput,
+    policies, policyDuration, policyUsers, policyQps, policyBlocks, policyOutput, policyRouterArgs, policyPool,
 };
 routing.SetAction(async (result, cancellationToken) =>
 {
     var rows = await RoutingPolicyComparison.RunAsync(new RoutingPolicyComparison.Settings(
         result.GetValue(policies)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), 4, result.GetValue(policyBlocks),
         TimeSpan.FromSeconds(result.GetValue(policyDuration)), result.GetValue(policyUsers), 5, result.GetValue(policyQps), 1000, 2000, 50, 100,
-        result.GetValue(policyOutput)!), cancellationToken);
+        result.GetValue(policyOutput)!, result.GetValue(policyRouterArgs)!.Split(' ', StringSplitOptions.RemoveEmptyEntries),
+        [.. result.GetValue(policyPool)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => p == "on")]), cancellationToken);
     return rows.All(r => r.Errors <= r.Requests * 0.05) ? 0 : 1;
 });
 

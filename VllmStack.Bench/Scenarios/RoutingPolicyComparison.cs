@@ -17,29 +17,29 @@ public static class RoutingPolicyComparison
 {
     public sealed record Settings(
         IReadOnlyList<string> Policies, int Engines, int NumGpuBlocks, TimeSpan Duration, int Users, int Rounds, double Qps,
-        int SystemPromptTokens, int HistoryTokens, int QuestionTokens, int AnswerTokens, string OutputDirectory);
+        int SystemPromptTokens, int HistoryTokens, int QuestionTokens, int AnswerTokens, string OutputDirectory,
+        IReadOnlyList<string> ExtraRouterArgs, IReadOnlyList<bool> PoolSettings);
 
-    public sealed record Row(string Policy, bool Pool, int Requests, int Errors, double TtftMeanMs, double TtftP90Ms, double? CachedShare);
+    public sealed record Row(string Policy, bool Pool, int Requests, int Errors, double TtftMeanMs, double TtftP90Ms, double? CachedShare, IReadOnlyList<long> RequestsPerEngine);
 
     public static async Task<IReadOnlyList<Row>> RunAsync(Settings settings, CancellationToken cancellationToken)
     {
         var rows = new List<Row>();
-        foreach (var pool in new[] { false, true })
+        foreach (var pool in settings.PoolSettings)
         {
             foreach (var policy in settings.Policies)
             {
                 var row = await RunOneAsync(settings, policy, pool, cancellationToken);
                 rows.Add(row);
-                Console.WriteLine($"{policy,-12} pool {(pool ? "on " : "off")}: {row.Requests,5} requests, {row.Errors} errors, TTFT mean {row.TtftMeanMs,7:F0} ms p90 {row.TtftP90Ms,7:F0} ms, cached {row.CachedShare:P0}");
+                Console.WriteLine($"{policy,-12} pool {(pool ? "on " : "off")}: {row.Requests,5} requests, {row.Errors} errors, TTFT mean {row.TtftMeanMs,7:F0} ms p90 {row.TtftP90Ms,7:F0} ms, cached {row.CachedShare:P0}, per engine {string.Join('/', row.RequestsPerEngine)}");
             }
         }
         Console.WriteLine();
         Console.WriteLine("policy        TTFT mean / p90 without pool   with pool");
         foreach (var policy in settings.Policies)
         {
-            var off = rows.Single(r => r.Policy == policy && !r.Pool);
-            var on = rows.Single(r => r.Policy == policy && r.Pool);
-            Console.WriteLine($"{policy,-12}  {off.TtftMeanMs,7:F0} / {off.TtftP90Ms,7:F0} ms        {on.TtftMeanMs,7:F0} / {on.TtftP90Ms,7:F0} ms");
+            static string Cell(Row? row) => row is null ? "      –        " : $"{row.TtftMeanMs,7:F0} / {row.TtftP90Ms,7:F0} ms";
+            Console.WriteLine($"{policy,-12}  {Cell(rows.SingleOrDefault(r => r.Policy == policy && !r.Pool))}        {Cell(rows.SingleOrDefault(r => r.Policy == policy && r.Pool))}");
         }
         Directory.CreateDirectory(settings.OutputDirectory);
         var file = Path.Combine(settings.OutputDirectory, $"routing-policies-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -58,7 +58,7 @@ public static class RoutingPolicyComparison
             started.Add(cacheServer);
             List<string> engineArgs = ["bench-model", "--host", "127.0.0.1", "--port", "0", "--latency-preset", "h100-8b",
                 "--num-gpu-blocks", settings.NumGpuBlocks.ToString(CultureInfo.InvariantCulture), "--max-model-len", "8192",
-                "--kv-cache-server", cacheServer.Url.ToString(), "--seed", "7"];
+                "--kv-cache-server", cacheServer.Url.ToString(), "--seed", "7", "--enable-prompt-tokens-details"];
             if (pool)
             {
                 engineArgs.Add("--kv-offload");
@@ -67,7 +67,7 @@ public static class RoutingPolicyComparison
             started.AddRange(engines);
             var router = await ProgramProcess.StartRouterAsync(["--host", "127.0.0.1", "--port", "0",
                 "--static-backends", string.Join(',', engines.Select(e => e.Url)), "--static-models", string.Join(',', engines.Select(_ => "bench-model")),
-                "--routing-logic", policy, "--cache-server", cacheServer.Url.ToString(), "--engine-stats-interval", "0.5"], cancellationToken);
+                "--routing-logic", policy, "--cache-server", cacheServer.Url.ToString(), "--engine-stats-interval", "0.5", .. settings.ExtraRouterArgs], cancellationToken);
             started.Add(router);
             using (var http = new HttpClient { BaseAddress = router.Url })
             {
@@ -82,7 +82,9 @@ public static class RoutingPolicyComparison
             using var client = new OpenAiChatClient(new ChatEndpoint(router.Url, "bench-model", null, "x-user-id", settings.AnswerTokens, run.RequestTimeout));
             var result = await new MultiRoundRunner(run, client).RunAsync(cancellationToken);
             var summary = RunSummary.Of(result);
-            return new Row(policy, pool, summary.Requests, summary.Errors, summary.TtftMs.Mean, summary.TtftMs.P90, summary.CachedPromptShare);
+            using var metrics = new HttpClient { BaseAddress = router.Url, Timeout = TimeSpan.FromSeconds(10) };
+            var perEngine = RequestsPerEngine(await metrics.GetStringAsync("metrics", cancellationToken));
+            return new Row(policy, pool, summary.Requests, summary.Errors, summary.TtftMs.Mean, summary.TtftMs.P90, summary.CachedPromptShare, perEngine);
         }
         finally
         {
@@ -92,4 +94,11 @@ public static class RoutingPolicyComparison
             }
         }
     }
+
+    /// <summary>How the router spread the requests: its per-engine request counter, busiest first.</summary>
+    private static long[] RequestsPerEngine(string exposition) =>
+        [.. exposition.Split('\n')
+            .Where(line => line.StartsWith("vllm:num_incoming_requests_total{", StringComparison.Ordinal))
+            .Select(line => (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))
+            .OrderDescending()];
 }

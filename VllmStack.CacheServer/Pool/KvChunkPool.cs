@@ -31,40 +31,63 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
 
     public static string Key(string model, ulong hash) => $"kv:{model}:{KvBlockHashes.Format(hash)}";
 
-    public async Task<PutResult> PutAsync(string model, ulong hash, ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
+    public async Task<PutResult> PutAsync(string model, ulong hash, ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken) =>
+        (await PutManyAsync(model, [(hash, chunk)], cancellationToken).ConfigureAwait(false))[0];
+
+    /// <summary>
+    /// Stores chunks that are not yet in the pool (SET NX, all in one round trip), then their bookkeeping in a second;
+    /// evicts if the budget is exceeded. While Redis is down every chunk is dropped, counted.
+    /// </summary>
+    public async Task<PutResult[]> PutManyAsync(string model, IReadOnlyList<(ulong Hash, ReadOnlyMemory<byte> Chunk)> chunks, CancellationToken cancellationToken)
     {
+        var results = new PutResult[chunks.Count];
         if (!availability.IsAvailable)
         {
-            metrics.PoolPutDropped();
-            return PutResult.Dropped;
+            Array.Fill(results, PutResult.Dropped);
+            metrics.PoolPutDropped(chunks.Count);
+            return results;
         }
-        var key = Key(model, hash);
+        var keys = chunks.Select(c => Key(model, c.Hash)).ToArray();
         try
         {
             var started = Stopwatch.GetTimestamp();
-            var stored = await redis.SetAsync(key, chunk, onlyIfNotExists: true, cancellationToken: cancellationToken).ConfigureAwait(false);
-            var batch = redis.CreateBatch();
-            _ = batch.SortedSetAddAsync(Lru, key, Now());
-            Task<long>? total = null;
-            if (stored)
+            var writes = redis.CreateBatch();
+            var stored = chunks.Select((c, i) => writes.SetAsync(keys[i], c.Chunk, onlyIfNotExists: true)).ToArray();
+            await writes.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            var bookkeeping = redis.CreateBatch();
+            var now = Now();
+            long added = 0;
+            for (var i = 0; i < chunks.Count; i++)
             {
-                _ = batch.HashSetAsync(Sizes, key, System.Text.Encoding.ASCII.GetBytes(chunk.Length.ToString(CultureInfo.InvariantCulture)));
-                total = batch.IncrementByAsync(Bytes, chunk.Length);
+                _ = bookkeeping.SortedSetAddAsync(Lru, keys[i], now);
+                if (await stored[i].ConfigureAwait(false))
+                {
+                    _ = bookkeeping.HashSetAsync(Sizes, keys[i], System.Text.Encoding.ASCII.GetBytes(chunks[i].Chunk.Length.ToString(CultureInfo.InvariantCulture)));
+                    added += chunks[i].Chunk.Length;
+                    results[i] = PutResult.Stored;
+                }
+                else
+                {
+                    results[i] = PutResult.AlreadyPresent;
+                }
+                metrics.PoolOperation("put", results[i] == PutResult.Stored ? "stored" : "present");
             }
-            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            var total = added > 0 ? bookkeeping.IncrementByAsync(Bytes, added) : null;
+            await bookkeeping.ExecuteAsync(cancellationToken).ConfigureAwait(false);
             metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            metrics.PoolOperation("put", stored ? "stored" : "present");
             if (total is not null && await total.ConfigureAwait(false) > options.PoolBudgetBytes)
             {
                 await EvictAsync(cancellationToken).ConfigureAwait(false);
             }
-            return stored ? PutResult.Stored : PutResult.AlreadyPresent;
+            return results;
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
             Unavailable(e);
-            metrics.PoolPutDropped();
-            return PutResult.Dropped;
+            // Whatever the first round trip may have written is not in the bookkeeping, so it does not count as stored.
+            Array.Fill(results, PutResult.Dropped);
+            metrics.PoolPutDropped(chunks.Count);
+            return results;
         }
     }
 

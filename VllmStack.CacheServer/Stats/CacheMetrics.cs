@@ -59,7 +59,7 @@ public sealed class CacheMetrics : IDisposable
     public void PoolOperation(string operation, string result) =>
         _poolOperations.Add(1, new KeyValuePair<string, object?>("operation", operation), new KeyValuePair<string, object?>("result", result));
 
-    public void PoolPutDropped() => _poolDropped.Add(1);
+    public void PoolPutDropped(int chunks = 1) => _poolDropped.Add(chunks);
 
     public void PoolEvicted(long chunks) => _poolEvictions.Add(chunks);
 

@@ -19,6 +19,7 @@ public sealed class KvOffloader : BackgroundService
     private readonly KvPoolClient _pool;
     private readonly EngineOptions _options;
     private readonly ILogger<KvOffloader> _logger;
+    private const int BatchSize = 64;
     private long _written;
     private long _failed;
 
@@ -35,29 +36,40 @@ public sealed class KvOffloader : BackgroundService
     public long Failed => Interlocked.Read(ref _failed);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(Enumerable.Range(0, 4).Select(_ => WorkAsync(stoppingToken)));
+        Task.WhenAll(Enumerable.Range(0, 2).Select(_ => WorkAsync(stoppingToken)));
 
+    /// <summary>Blocks evicted together go out together: one batch put of whatever is queued, up to <see cref="BatchSize"/>.</summary>
     private async Task WorkAsync(CancellationToken stoppingToken)
     {
         // Synthetic KV: the bytes stand for the block's tensors; their size is what costs time to move.
         var chunk = new byte[_pool.ScaledBlockBytes];
         Random.Shared.NextBytes(chunk);
-        await foreach (var hash in _evicted.Reader.ReadAllAsync(stoppingToken).ConfigureAwait(false))
+        var batch = new List<(ulong, ReadOnlyMemory<byte>)>(BatchSize);
+        while (await _evicted.Reader.WaitToReadAsync(stoppingToken).ConfigureAwait(false))
         {
+            batch.Clear();
+            while (batch.Count < BatchSize && _evicted.Reader.TryRead(out var hash))
+            {
+                batch.Add((hash, chunk));
+            }
+            if (batch.Count == 0)
+            {
+                continue;
+            }
             try
             {
-                if (await _pool.PutAsync(_options.PrimaryBaseModel, hash, chunk, stoppingToken).ConfigureAwait(false))
+                if (await _pool.PutManyAsync(_options.PrimaryBaseModel, batch, stoppingToken).ConfigureAwait(false))
                 {
-                    Interlocked.Increment(ref _written);
+                    Interlocked.Add(ref _written, batch.Count);
                 }
                 else
                 {
-                    Interlocked.Increment(ref _failed);
+                    Interlocked.Add(ref _failed, batch.Count);
                 }
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !stoppingToken.IsCancellationRequested)
             {
-                if (Interlocked.Increment(ref _failed) == 1)
+                if (Interlocked.Add(ref _failed, batch.Count) == batch.Count)
                 {
                     _logger.LogWarning("Offloading KV blocks to the pool failed: {Reason}", e.Message);
                 }

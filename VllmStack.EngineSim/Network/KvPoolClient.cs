@@ -73,14 +73,17 @@ public sealed class KvPoolClient(HttpClient http, EngineOptions options, ILogger
         }
     }
 
-    public async Task<bool> PutAsync(string model, ulong hash, byte[] chunk, CancellationToken cancellationToken)
+    /// <summary>Writes blocks in one request (keyed chunk framing); false when the pool did not take them.</summary>
+    public async Task<bool> PutManyAsync(string model, IReadOnlyList<(ulong Hash, ReadOnlyMemory<byte> Chunk)> chunks, CancellationToken cancellationToken)
     {
         using var timeout = Bounded(cancellationToken);
-        using var response = await http.PutAsync(ChunkUri(model, hash), new ByteArrayContent(chunk), timeout.Token).ConfigureAwait(false);
-        return response.IsSuccessStatusCode;
+        var body = new MemoryStream(chunks.Sum(c => 12 + c.Chunk.Length));
+        await ChunkFraming.WriteKeyedAsync(body, chunks, timeout.Token).ConfigureAwait(false);
+        using var content = new ReadOnlyMemoryContent(body.GetBuffer().AsMemory(0, (int)body.Length));
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(ChunkFraming.ContentType);
+        using var response = await http.PostAsync(new Uri(_server, $"v1/kv/pool/put?model={Uri.EscapeDataString(model)}"), content, timeout.Token).ConfigureAwait(false);
+        return response.StatusCode == System.Net.HttpStatusCode.OK;
     }
-
-    private Uri ChunkUri(string model, ulong hash) => new(_server, $"v1/kv/pool/{Uri.EscapeDataString(model)}/{KvBlockHashes.Format(hash)}");
 
     private static CancellationTokenSource Bounded(CancellationToken cancellationToken)
     {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using VllmStack.ServiceDefaults.Http;
 using VllmStack.ServiceDefaults.Metrics;
 using VllmStack.Tests.Infrastructure;
 using VllmStack.Tests.Redis;
@@ -46,8 +47,8 @@ public sealed class CacheServerTests
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("v1/kv/pool/other-model/0000000000000001")).StatusCode);
         using (var many = await http.PostAsJsonAsync("v1/kv/pool/get", new { model = "m", hashes = new[] { "0000000000000001", "00000000000000ff" } }))
         {
-            Assert.Equal(VllmStack.ServiceDefaults.Http.ChunkFraming.ContentType, many.Content.Headers.ContentType?.MediaType);
-            var chunks = await VllmStack.ServiceDefaults.Http.ChunkFraming.ReadAsync(await many.Content.ReadAsStreamAsync(), 2, default);
+            Assert.Equal(ChunkFraming.ContentType, many.Content.Headers.ContentType?.MediaType);
+            var chunks = await ChunkFraming.ReadAsync(await many.Content.ReadAsStreamAsync(), 2, default);
             Assert.Equal(chunk, chunks[0]);
             Assert.Null(chunks[1]);
         }
@@ -58,7 +59,7 @@ public sealed class CacheServerTests
         }
         using (var slashedMany = await http.PostAsJsonAsync("v1/kv/pool/get", new { model = "org/model", hashes = new[] { "0000000000000001" } }))
         {
-            Assert.Equal([9], (await VllmStack.ServiceDefaults.Http.ChunkFraming.ReadAsync(await slashedMany.Content.ReadAsStreamAsync(), 1, default))[0]);
+            Assert.Equal([9], (await ChunkFraming.ReadAsync(await slashedMany.Content.ReadAsStreamAsync(), 1, default))[0]);
         }
 
         // Four 4 KiB chunks fit a 20,000-byte budget; the fifth evicts the least recently used, which is chunk 2
@@ -100,6 +101,80 @@ public sealed class CacheServerTests
 
         Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync("v1/kv/pool/m/000000000000000b")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("v1/kv/pool/m/000000000000000b")).StatusCode);
+    }
+
+    private static async Task<HttpResponseMessage> PutManyAsync(HttpClient http, string model, params (ulong Hash, byte[] Chunk)[] chunks)
+    {
+        var body = new MemoryStream();
+        await ChunkFraming.WriteKeyedAsync(body, [.. chunks.Select(c => (c.Hash, (ReadOnlyMemory<byte>)c.Chunk))], default);
+        return await http.PostAsync($"v1/kv/pool/put?model={Uri.EscapeDataString(model)}", Framed(body.ToArray()));
+    }
+
+    private static ByteArrayContent Framed(byte[] body)
+    {
+        var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(ChunkFraming.ContentType);
+        return content;
+    }
+
+    [Fact]
+    public async Task Batch_put_stores_many_chunks_in_one_request_including_ones_over_kestrels_default_body_limit()
+    {
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        var (server, http) = await StartAsync(redis);
+        await using var _ = server;
+        using var __ = http;
+
+        var random = new Random(11);
+        var small = Enumerable.Range(1, 40).Select(i => ((ulong)i, RandomBytes(random, 1000 + i))).ToArray();
+        // 40 MB: above Kestrel's 30 MB default request limit, within the pool's own per-chunk limit.
+        var large = ((ulong)0xabcdef, RandomBytes(random, 40_000_000));
+        using (var put = await PutManyAsync(http, "org/m", [.. small, large]))
+        {
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+            var answer = JsonNode.Parse(await put.Content.ReadAsStringAsync())!;
+            Assert.Equal(41, answer["stored"]!.GetValue<int>());
+            Assert.Equal(0, answer["present"]!.GetValue<int>());
+        }
+        using (var again = await PutManyAsync(http, "org/m", small[0], ((ulong)99, [7])))
+        {
+            var answer = JsonNode.Parse(await again.Content.ReadAsStringAsync())!;
+            Assert.Equal((1, 1, 0), (answer["stored"]!.GetValue<int>(), answer["present"]!.GetValue<int>(), answer["dropped"]!.GetValue<int>()));
+        }
+        Assert.Equal(small[17].Item2, await http.GetByteArrayAsync($"v1/kv/pool/{Uri.EscapeDataString("org/m")}/{18:x16}"));
+        Assert.Equal(large.Item2, await http.GetByteArrayAsync($"v1/kv/pool/{Uri.EscapeDataString("org/m")}/{0xabcdef:x16}"));
+        var usage = JsonNode.Parse(await http.GetStringAsync("v1/kv/pool"))!;
+        Assert.Equal(small.Sum(c => c.Item2.Length) + 40_000_000 + 1, usage["bytes"]!.GetValue<long>());
+        Assert.Equal(42, usage["chunks"]!.GetValue<long>());
+        // Lookups see batch-put chunks as pooled leading blocks.
+        using var exists = await http.PostAsJsonAsync("v1/kv/pool/exists", new { model = "org/m", hashes = new[] { 1, 40, 41, 99 }.Select(i => i.ToString("x16")).ToArray() });
+        Assert.Equal([true, true, false, true], JsonNode.Parse(await exists.Content.ReadAsStringAsync())!["exists"]!.AsArray().Select(e => e!.GetValue<bool>()));
+
+        // Broken framing, a missing model or the wrong content type: 400 with an OpenAI-style error, nothing stored.
+        var cut = new MemoryStream();
+        await ChunkFraming.WriteKeyedAsync(cut, [(5ul, new byte[100])], default);
+        var (s1, b1) = await SendAsync(http, "v1/kv/pool/put?model=x", Framed(cut.ToArray()[..50]));
+        Assert.Equal(400, s1);
+        Assert.Contains("cut short", b1!["error"]!["message"]!.GetValue<string>());
+        var (s2, b2) = await SendAsync(http, "v1/kv/pool/put", Framed(cut.ToArray()));
+        Assert.Equal((400, "model"), (s2, b2!["error"]!["param"]!.GetValue<string>()));
+        var (s3, _) = await SendAsync(http, "v1/kv/pool/put?model=x", new ByteArrayContent(cut.ToArray()));
+        Assert.Equal(400, s3);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("v1/kv/pool/x/0000000000000005")).StatusCode);
+    }
+
+    private static byte[] RandomBytes(Random random, int length)
+    {
+        var bytes = new byte[length];
+        random.NextBytes(bytes);
+        return bytes;
+    }
+
+    private static async Task<(int Status, JsonNode? Body)> SendAsync(HttpClient http, string path, HttpContent content)
+    {
+        using var response = await http.PostAsync(path, content);
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.Length > 0 ? JsonNode.Parse(text) : null);
     }
 
     [Fact]
@@ -172,6 +247,11 @@ public sealed class CacheServerTests
             using (var dropped = await http.PutAsync("v1/kv/pool/m/0000000000000001", new ByteArrayContent([1, 2, 3])))
             {
                 Assert.Equal(HttpStatusCode.Accepted, dropped.StatusCode);
+            }
+            using (var droppedMany = await PutManyAsync(http, "m", (1ul, [1]), (2ul, [2])))
+            {
+                Assert.Equal(HttpStatusCode.Accepted, droppedMany.StatusCode);
+                Assert.Equal(2, JsonNode.Parse(await droppedMany.Content.ReadAsStringAsync())!["dropped"]!.GetValue<int>());
             }
             using (var read = await http.GetAsync("v1/kv/pool/m/0000000000000001"))
             {

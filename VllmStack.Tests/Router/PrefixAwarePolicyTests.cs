@@ -63,8 +63,8 @@ public sealed class PrefixAwarePolicyTests
         var system = "You are a helpful assistant. " + Text(random, 2 * ChunkSize);
         var holder = policy.Choose(Request(prompt: system + "first question"), engines);
 
-        // A modest lead keeps the cache affinity.
-        for (var i = 0; i < 3; i++)
+        // A modest lead (up to ImbalanceAbsolute = 2 requests) keeps the cache affinity.
+        for (var i = 0; i < 2; i++)
         {
             holder.BeginRequest();
         }
