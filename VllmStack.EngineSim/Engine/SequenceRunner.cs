@@ -130,28 +130,35 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
         }
     }
 
-    private async Task<int> PooledBlocksAsync(Sequence seq, CancellationToken cancellationToken)
+    /// <summary>Which of the prompt's full blocks (all but the last token's) the pool holds; empty without a pool.</summary>
+    private async Task<bool[]> PooledBlocksAsync(Sequence seq, CancellationToken cancellationToken)
     {
         if (pool is null || options is null)
         {
-            return 0;
+            return [];
         }
         var hashes = seq.HashFullBlocks(scheduler.BlockSize);
         var eligible = Math.Min(hashes.Count, (seq.Tokens.Count - 1) / scheduler.BlockSize);
-        return await pool.LeadingBlocksAsync(options.PrimaryBaseModel, hashes.GetRange(0, eligible), cancellationToken).ConfigureAwait(false);
+        return await pool.PresentBlocksAsync(options.PrimaryBaseModel, hashes.GetRange(0, eligible), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Blocks the local cache lacks but the pool holds are fetched and cost their transfer time (bytes ÷ bandwidth);
-    /// only what neither holds is computed.
+    /// Blocks the local cache lacks but the pool holds (the run that continues the local prefix: a hot system prompt
+    /// stays local and is never offloaded, while a conversation's later blocks may be in the pool) are fetched and
+    /// cost their transfer time (bytes ÷ bandwidth); only what neither holds is computed.
     /// </summary>
-    private async Task PrefillAsync(Sequence seq, int cachedTokens, Random? random, CancellationToken cancellationToken, int pooledBlocks)
+    private async Task PrefillAsync(Sequence seq, int cachedTokens, Random? random, CancellationToken cancellationToken, bool[] pooledBlocks)
     {
         var remoteTokens = 0;
         var cachedBlocks = cachedTokens / scheduler.BlockSize;
-        if (pool is not null && options is not null && pooledBlocks > cachedBlocks)
+        var pooledRun = 0;
+        while (cachedBlocks + pooledRun < pooledBlocks.Length && pooledBlocks[cachedBlocks + pooledRun])
         {
-            var hashes = seq.HashFullBlocks(scheduler.BlockSize).GetRange(cachedBlocks, pooledBlocks - cachedBlocks);
+            pooledRun++;
+        }
+        if (pool is not null && options is not null && pooledRun > 0)
+        {
+            var hashes = seq.HashFullBlocks(scheduler.BlockSize).GetRange(cachedBlocks, pooledRun);
             metrics.ExternalPrefixCacheQueried(hashes.Count * scheduler.BlockSize, 0);
             if (await pool.FetchAsync(options.PrimaryBaseModel, hashes, cancellationToken).ConfigureAwait(false))
             {

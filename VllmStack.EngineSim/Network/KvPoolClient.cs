@@ -20,33 +20,34 @@ public sealed class KvPoolClient(HttpClient http, EngineOptions options, ILogger
     /// <summary>…and the bytes actually moved, scaled down so benchmark volumes fit this machine.</summary>
     public int ScaledBlockBytes => (int)Math.Max(1, BlockBytes * options.KvScale);
 
-    public async Task<int> LeadingBlocksAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
+    /// <summary>Which of the blocks the pool holds (all false when it cannot be asked).</summary>
+    public async Task<bool[]> PresentBlocksAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
     {
-        if (hashes.Count == 0)
+        var present = new bool[Math.Min(hashes.Count, 4096)];
+        if (present.Length == 0)
         {
-            return 0;
+            return present;
         }
         try
         {
             using var timeout = Bounded(cancellationToken);
             using var response = await http.PostAsJsonAsync(new Uri(_server, "v1/kv/pool/exists"),
-                new { model, hashes = hashes.Take(4096).Select(KvBlockHashes.Format) }, timeout.Token).ConfigureAwait(false);
+                new { model, hashes = hashes.Take(present.Length).Select(KvBlockHashes.Format) }, timeout.Token).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
-                return 0;
+                return present;
             }
             var exists = JsonNode.Parse(await response.Content.ReadAsStringAsync(timeout.Token).ConfigureAwait(false))!["exists"]!.AsArray();
-            var leading = 0;
-            while (leading < exists.Count && exists[leading]!.GetValue<bool>())
+            for (var i = 0; i < present.Length && i < exists.Count; i++)
             {
-                leading++;
+                present[i] = exists[i]!.GetValue<bool>();
             }
-            return leading;
+            return present;
         }
         catch (Exception e) when (IsTransient(e, cancellationToken))
         {
             logger.LogDebug("KV pool lookup failed: {Reason}", e.Message);
-            return 0;
+            return present;
         }
     }
 

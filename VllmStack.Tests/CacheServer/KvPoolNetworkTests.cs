@@ -60,6 +60,53 @@ public sealed class KvPoolNetworkTests
             }
         }
     }
+
+    [Fact]
+    public async Task An_engine_holding_only_the_shared_system_prompt_fetches_the_rest_of_a_moved_conversation_from_the_pool()
+    {
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        await using var cacheServer = await ProgramProcess.StartAsync("VllmStack.CacheServer", "CacheServer", ["--urls", "http://127.0.0.1:0"],
+            new Dictionary<string, string> { ["ConnectionStrings__cache"] = redis.Endpoint });
+        string[] args = ["--latency-preset", "instant", "--num-gpu-blocks", "300", "--max-model-len", "4096",
+            "--kv-cache-server", cacheServer.BaseUrl.ToString(), "--kv-offload"];
+        var engines = await Task.WhenAll(EngineSimProcess.StartAsync(args), EngineSimProcess.StartAsync(args));
+        var (first, second) = (engines[0], engines[1]);
+        try
+        {
+            var system = EngineSimPrompts.Long(1000, seed: 10) + "\n";
+            object Request(string text) => new { model = EngineSimProcess.DefaultModel, prompt = text, max_tokens = 2, stream = true };
+            var conversation = system + EngineSimPrompts.Long(2000, seed: 11);
+
+            // The first engine serves the conversation, then two other users of the same system prompt push the
+            // conversation's own blocks out (the system prompt stays: every request touches it).
+            await OpenAiHttp.StreamAsync(first.Http, "v1/completions", Request(conversation));
+            await OpenAiHttp.StreamAsync(first.Http, "v1/completions", Request(system + EngineSimPrompts.Long(2000, seed: 12)));
+            await OpenAiHttp.StreamAsync(first.Http, "v1/completions", Request(system + EngineSimPrompts.Long(2000, seed: 13)));
+            using var pool = new HttpClient { BaseAddress = cacheServer.BaseUrl };
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+            while ((System.Text.Json.Nodes.JsonNode.Parse(await pool.GetStringAsync("v1/kv/pool"))!["chunks"]!.GetValue<long>()) < 120 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100);
+            }
+
+            // The second engine has the system prompt from another user; the conversation moves to it.
+            await OpenAiHttp.StreamAsync(second.Http, "v1/completions", Request(system + EngineSimPrompts.Long(500, seed: 14)));
+            var before = await second.MetricsAsync();
+            await OpenAiHttp.StreamAsync(second.Http, "v1/completions", Request(conversation));
+            var after = await second.MetricsAsync();
+            var local = after.Sum("vllm:prefix_cache_hits_total") - before.Sum("vllm:prefix_cache_hits_total");
+            var pooled = after.Sum("vllm:external_prefix_cache_hits_total") - before.Sum("vllm:external_prefix_cache_hits_total");
+            Assert.InRange(local, 950, 1020);
+            Assert.True(pooled >= 1900, $"{pooled} tokens came from the pool after {local} local ones");
+        }
+        finally
+        {
+            foreach (var engine in engines)
+            {
+                await engine.DisposeAsync();
+            }
+        }
+    }
 }
 
 /// <summary>Long English-like prompts of a given size in the simulator's tokens.</summary>
