@@ -211,11 +211,11 @@ public sealed class KubernetesDiscoveryTests
         using var serverCertificate = CreateServerCertificate(ca);
         var clusterCa = new X509Certificate2Collection(ca);
 
-        Assert.True(KubernetesEngineSource.IsTrustedByClusterCa(clusterCa, serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
-        Assert.False(KubernetesEngineSource.IsTrustedByClusterCa(new X509Certificate2Collection(otherCa), serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
-        Assert.False(KubernetesEngineSource.IsTrustedByClusterCa(clusterCa, serverCertificate, null,
+        Assert.True(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(clusterCa, serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.False(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(new X509Certificate2Collection(otherCa), serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.False(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(clusterCa, serverCertificate, null,
             SslPolicyErrors.RemoteCertificateChainErrors | SslPolicyErrors.RemoteCertificateNameMismatch));
-        Assert.False(KubernetesEngineSource.IsTrustedByClusterCa(clusterCa, null, null, SslPolicyErrors.RemoteCertificateNotAvailable));
+        Assert.False(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(clusterCa, null, null, SslPolicyErrors.RemoteCertificateNotAvailable));
     }
 
     [Fact]

@@ -1,3 +1,5 @@
+using VllmStack.ServiceDefaults.Kubernetes;
+
 namespace VllmStack.Router.Discovery;
 
 /// <summary>
@@ -6,10 +8,8 @@ namespace VllmStack.Router.Discovery;
 /// </summary>
 public sealed class KubernetesDiscoveryOptions
 {
-    public const string ServiceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount";
-
     /// <summary>Namespace of the engine pods; defaults to the router's own namespace.</summary>
-    public string Namespace { get; set; } = DefaultNamespace();
+    public string Namespace { get; set; } = InCluster.Namespace();
 
     /// <summary>Label selector of the engine pods, e.g. <c>app=vllm-engine</c>.</summary>
     public string LabelSelector { get; set; } = "";
@@ -18,13 +18,13 @@ public sealed class KubernetesDiscoveryOptions
     public int Port { get; set; } = 8000;
 
     /// <summary>Base URL of the API server; <c>http://</c> is allowed for <c>kubectl proxy</c> and tests.</summary>
-    public Uri? ApiServer { get; set; } = DefaultApiServer();
+    public Uri? ApiServer { get; set; } = InCluster.ApiServer();
 
     /// <summary>Bearer token file, re-read on every (re)connect because projected tokens rotate. Absent: no token is sent.</summary>
-    public string TokenPath { get; set; } = ServiceAccountDirectory + "/token";
+    public string TokenPath { get; set; } = InCluster.TokenPath;
 
     /// <summary>PEM bundle of the cluster CA that must sign the API server's certificate. Absent: the system roots are used.</summary>
-    public string CaCertificatePath { get; set; } = ServiceAccountDirectory + "/ca.crt";
+    public string CaCertificatePath { get; set; } = InCluster.CaCertificatePath;
 
     /// <summary>Timeout of a list request and of a watch's response headers.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
@@ -71,34 +71,5 @@ public sealed class KubernetesDiscoveryOptions
         {
             yield return "Kubernetes:ReconnectDelay must be positive and not above MaxReconnectDelay";
         }
-    }
-
-    private static string DefaultNamespace()
-    {
-        try
-        {
-            var value = File.ReadAllText(Path.Combine(ServiceAccountDirectory, "namespace")).Trim();
-            return value.Length > 0 ? value : "default";
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Not in a pod (or no service account mounted).
-            return "default";
-        }
-    }
-
-    private static Uri? DefaultApiServer()
-    {
-        var host = Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST");
-        if (string.IsNullOrWhiteSpace(host))
-        {
-            return null;
-        }
-        var port = Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_PORT");
-        // The service host is an IP literal; IPv6 clusters need it bracketed in a URL.
-        var authority = host.Contains(':') && !host.StartsWith('[') ? $"[{host}]" : host;
-        return Uri.TryCreate($"https://{authority}:{(string.IsNullOrWhiteSpace(port) ? "443" : port.Trim())}/", UriKind.Absolute, out var uri)
-            ? uri
-            : null;
     }
 }

@@ -7,6 +7,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using VllmStack.ServiceDefaults.Kubernetes;
 
 namespace VllmStack.Router.Discovery;
 
@@ -18,14 +19,12 @@ namespace VllmStack.Router.Discovery;
 public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
 {
     private const int ListPageSize = 500;
-    private const int MaxErrorBodyBytes = 8 * 1024;
 
     private readonly KubernetesDiscoveryOptions _options;
     private readonly ILogger<KubernetesEngineSource> _logger;
-    private readonly HttpClient _http;
+    private readonly KubernetesApiClient _api;
     private readonly string _podsQuery;
     private readonly CancellationTokenSource _disposed = new();
-    private int _warnedMissingToken;
 
     public KubernetesEngineSource(KubernetesDiscoveryOptions options, ILogger<KubernetesEngineSource> logger)
     {
@@ -38,17 +37,7 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
         }
         _options = options;
         _logger = logger;
-        var apiServer = options.ApiServer!;
-        var clusterCa = apiServer.Scheme == Uri.UriSchemeHttps ? LoadClusterCa(options.CaCertificatePath) : null;
-        _http = new HttpClient(CreateHandler(options, clusterCa), disposeHandler: true)
-        {
-            // A relative URL must land under any path prefix the API server URL has (e.g. behind a proxy).
-            BaseAddress = apiServer.AbsoluteUri.EndsWith('/') ? apiServer : new Uri(apiServer.AbsoluteUri + "/"),
-            // Watches are long-lived; each call gets its own deadline instead.
-            Timeout = Timeout.InfiniteTimeSpan,
-        };
-        _http.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
-        _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("VllmStack.Router", null));
+        _api = new KubernetesApiClient(options.ApiServer!, options.TokenPath, options.CaCertificatePath, options.RequestTimeout, "VllmStack.Router", logger);
         _podsQuery = $"api/v1/namespaces/{Uri.EscapeDataString(options.Namespace)}/pods?labelSelector={Uri.EscapeDataString(options.LabelSelector)}";
     }
 
@@ -83,38 +72,7 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
     {
         // Cancel first so that running watches end quietly rather than fail on a disposed client.
         _disposed.Cancel();
-        _http.Dispose();
-    }
-
-    /// <summary>
-    /// Accepts the API server's certificate only if it chains to the cluster CA (as kubectl does: the system
-    /// roots are not trusted for the cluster) and was issued for the host connected to.
-    /// </summary>
-    internal static bool IsTrustedByClusterCa(X509Certificate2Collection clusterCa, X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors)
-    {
-        // The cluster CA can vouch for an unknown issuer, not for a wrong host name or a missing certificate.
-        if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
-        {
-            return false;
-        }
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(clusterCa);
-        // Cluster CAs publish no revocation lists.
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (presented is not null)
-        {
-            foreach (var element in presented.ChainElements)
-            {
-                chain.ChainPolicy.ExtraStore.Add(element.Certificate);
-            }
-        }
-        if (certificate is X509Certificate2 leaf)
-        {
-            return chain.Build(leaf);
-        }
-        using var loaded = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-        return chain.Build(loaded);
+        _api.Dispose();
     }
 
     private async Task RunAsync(EngineSetWriter output, CancellationToken cancellationToken)
@@ -301,70 +259,8 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
         }
     }
 
-    /// <summary>Sends a GET with a freshly read token; a non-success status becomes a <see cref="KubernetesApiException"/>.</summary>
-    private async Task<HttpResponseMessage> SendAsync(string relativeUrl, string verb, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, relativeUrl);
-        // Re-read on every request: projected service-account tokens rotate.
-        if (await ReadTokenAsync(cancellationToken) is { } token)
-        {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        }
-        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        if (response.IsSuccessStatusCode)
-        {
-            return response;
-        }
-        using (response)
-        {
-            var message = await ReadStatusMessageAsync(response, cancellationToken);
-            throw new KubernetesApiException(response.StatusCode, verb, message);
-        }
-    }
-
-    private async Task<string?> ReadTokenAsync(CancellationToken cancellationToken)
-    {
-        if (string.IsNullOrWhiteSpace(_options.TokenPath))
-        {
-            return null;
-        }
-        try
-        {
-            var token = (await File.ReadAllTextAsync(_options.TokenPath, cancellationToken)).Trim();
-            return token.Length > 0 ? token : null;
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            // Fine behind `kubectl proxy`; say so once in case it is not.
-            if (Interlocked.Exchange(ref _warnedMissingToken, 1) == 0)
-            {
-                LogMissingToken(_options.TokenPath);
-            }
-            return null;
-        }
-    }
-
-    /// <summary>The <c>message</c> of the Status the API server answers errors with, or the start of whatever else came.</summary>
-    private static async Task<string> ReadStatusMessageAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-            var buffer = new byte[MaxErrorBodyBytes];
-            var length = 0;
-            int read;
-            while (length < buffer.Length && (read = await body.ReadAsync(buffer.AsMemory(length), cancellationToken)) > 0)
-            {
-                length += read;
-            }
-            var text = Encoding.UTF8.GetString(buffer, 0, length);
-            return PodJson.TryReadStatusMessage(text) ?? (text.Length > 200 ? text[..200] : text);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException)
-        {
-            return response.ReasonPhrase ?? "";
-        }
-    }
+    private Task<HttpResponseMessage> SendAsync(string relativeUrl, string verb, CancellationToken cancellationToken) =>
+        _api.SendAsync(HttpMethod.Get, relativeUrl, null, verb, cancellationToken);
 
     private async Task DelayAfterFailureAsync(Exception failure, string verb, ReconnectBackoff backoff, CancellationToken cancellationToken)
     {
@@ -391,35 +287,6 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
                 break;
         }
         await Task.Delay(delay, cancellationToken);
-    }
-
-    private X509Certificate2Collection? LoadClusterCa(string path)
-    {
-        if (string.IsNullOrWhiteSpace(path) || !File.Exists(path))
-        {
-            LogMissingClusterCa(path);
-            return null;
-        }
-        var ca = new X509Certificate2Collection();
-        ca.ImportFromPemFile(path);
-        return ca;
-    }
-
-    private static SocketsHttpHandler CreateHandler(KubernetesDiscoveryOptions options, X509Certificate2Collection? clusterCa)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectTimeout = options.RequestTimeout,
-            // A watch abandoned mid-stream (410, cancellation) must close its connection, not be drained for reuse.
-            MaxResponseDrainSize = 0,
-            AutomaticDecompression = DecompressionMethods.GZip,
-        };
-        if (clusterCa is { Count: > 0 })
-        {
-            handler.SslOptions.RemoteCertificateValidationCallback =
-                (_, certificate, chain, errors) => IsTrustedByClusterCa(clusterCa, certificate, chain, errors);
-        }
-        return handler;
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Listed {PodCount} matching pods in namespace {Namespace} at resource version {ResourceVersion}")]
@@ -455,11 +322,7 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "Kubernetes {Verb} of pods in namespace {Namespace} failed unexpectedly; retrying in {Delay}")]
     private partial void LogUnexpectedFailure(Exception exception, string verb, string @namespace, TimeSpan delay);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "No service account token at {TokenPath}; calling the Kubernetes API without credentials")]
-    private partial void LogMissingToken(string tokenPath);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster CA '{Path}' not found; the API server's certificate is checked against the system roots instead")]
-    private partial void LogMissingClusterCa(string path);
 
     private enum WatchEnd
     {

@@ -65,19 +65,6 @@ internal static class PodJson
         return key is null ? null : new PodInfo(key, EngineUrl(pod, metadata, port));
     }
 
-    public static string? TryReadStatusMessage(string body)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(body);
-            return String(document.RootElement, "message");
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-
     /// <summary>An engine is a running, ready pod with an IP that is not being deleted (it is draining then).</summary>
     private static Uri? EngineUrl(JsonElement pod, JsonElement metadata, int port)
     {
