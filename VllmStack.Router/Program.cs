@@ -115,6 +115,7 @@ services.AddSingleton(sp => new RoutingPolicyHolder(options, sp.GetRequiredServi
     sp.GetService<KvLookupClient>()));
 services.AddSingleton<EngineForwarder>();
 services.AddSingleton<RouterMetrics>();
+services.AddSingleton<ModelDemand>();
 services.AddSingleton<ProxyEndpoint>();
 services.AddHealthChecks().AddCheck<EnginesHealthCheck>("engines");
 

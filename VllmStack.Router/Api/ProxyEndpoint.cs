@@ -16,7 +16,8 @@ namespace VllmStack.Router.Api;
 /// engine, fail over before the first byte reaches the client, then relay the response as it arrives.
 /// </summary>
 public sealed class ProxyEndpoint(
-    EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, RouterOptions options, RouterMetrics metrics, ILogger<ProxyEndpoint> logger)
+    EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, RouterOptions options, RouterMetrics metrics, ModelDemand demand,
+    ILogger<ProxyEndpoint> logger)
 {
     public static readonly string[] Paths =
         ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/v1/score", "/v1/responses", "/tokenize", "/detokenize"];
@@ -95,7 +96,14 @@ public sealed class ProxyEndpoint(
         {
             if (registry.Engines.Any(e => !e.ModelsKnown))
             {
+                demand.RecordUnserved(model);
                 await Reject(context, 503, "engines_starting", $"No engine has reported model `{model}` yet; engines are starting.", retryAfter: TimeSpan.FromSeconds(2));
+            }
+            else if (demand.IsKnown(model))
+            {
+                demand.RecordUnserved(model);
+                await Reject(context, 503, "scaled_to_zero", $"No engine runs `{model}` right now (scaled to zero); one is being started, retry shortly.",
+                    retryAfter: TimeSpan.FromSeconds(options.ScaledToZeroRetryAfter));
             }
             else
             {
@@ -103,6 +111,7 @@ public sealed class ProxyEndpoint(
             }
             return;
         }
+        demand.Served(model);
         var session = context.Request.Headers.TryGetValue(options.SessionKey, out var header) && header.ToString() is { Length: > 0 } key ? key : inspected.SessionKey;
         var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, body);
         var tried = new HashSet<int>();
@@ -116,6 +125,7 @@ public sealed class ProxyEndpoint(
                 if (attempt == 1)
                 {
                     var soonest = serving.Select(e => e.EjectedUntil - now).Where(t => t > TimeSpan.Zero).DefaultIfEmpty(TimeSpan.FromSeconds(options.HealthProbeInterval)).Min();
+                    demand.RecordUnserved(model);
                     await Reject(context, 503, "no_healthy_engine", $"No healthy engine serves `{model}` right now.", retryAfter: soonest);
                     return;
                 }

@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using VllmStack.Router.Engines;
 using VllmStack.Router.Routing;
+using VllmStack.Router.Stats;
 
 namespace VllmStack.Router.Api;
 
@@ -17,7 +18,8 @@ public static class RouterEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         app.MapGet("/v1/models", (HttpContext context, EngineRegistry registry) => WriteAsync(context, w => WriteModels(w, registry)));
-        app.MapGet("/engines", (HttpContext context, EngineRegistry registry, RoutingPolicyHolder policies) => WriteAsync(context, w => WriteEngines(w, registry, policies)));
+        app.MapGet("/engines", (HttpContext context, EngineRegistry registry, RoutingPolicyHolder policies, ModelDemand demand) =>
+            WriteAsync(context, w => WriteEngines(w, registry, policies, demand)));
         app.MapGet("/version", (HttpContext context) => WriteAsync(context, w =>
         {
             w.WriteStartObject();
@@ -64,7 +66,7 @@ public static class RouterEndpoints
         w.WriteEndObject();
     }
 
-    private static void WriteEngines(Utf8JsonWriter w, EngineRegistry registry, RoutingPolicyHolder policies)
+    private static void WriteEngines(Utf8JsonWriter w, EngineRegistry registry, RoutingPolicyHolder policies, ModelDemand demand)
     {
         var now = DateTimeOffset.UtcNow;
         w.WriteStartObject();
@@ -112,6 +114,13 @@ public static class RouterEndpoints
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        // Requests turned away for want of an engine, per model, since the router started.
+        w.WriteStartObject("unserved_requests");
+        foreach (var (model, count) in demand.UnservedTotals.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            w.WriteNumber(model, count);
+        }
+        w.WriteEndObject();
         w.WriteEndObject();
     }
 

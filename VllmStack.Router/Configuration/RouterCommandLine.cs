@@ -26,6 +26,7 @@ public static class RouterCommandLine
         ["--max-attempts"] = "Router:Forwarding:MaxAttempts",
         ["--engine-services"] = "Router:EngineServices",
         ["--cache-server"] = "Router:KvAware:CacheServer",
+        ["--scale-to-zero-models"] = "Router:ScaleToZeroModels",
     };
 
     public const string Usage = """
@@ -48,6 +49,7 @@ public static class RouterCommandLine
           --api-keys KEY,KEY             client keys (Authorization: Bearer KEY); none: open
           --engine-api-key KEY           key sent to engines
           --max-attempts N               engines tried per request before giving up (default 3)
+          --scale-to-zero-models M,M     models that may have no engine: 503 + Retry-After (not 404) and counted as demand
         """;
 
     /// <summary>Flags the Production Stack router takes without a value; configuration needs one.</summary>

@@ -46,6 +46,16 @@ public sealed class RouterOptions
     /// <summary>Timeout of each control call to an engine (models, health, metrics), in seconds.</summary>
     public double ControlTimeout { get; set; } = 2;
 
+    /// <summary>
+    /// Models that may have no engine at all (an autoscaler scaled them to zero), comma-separated: while none runs, a
+    /// request for one gets 503 with <c>Retry-After</c> (<see cref="ScaledToZeroRetryAfter"/>) and counts as demand, rather
+    /// than 404. Models the router has served are remembered the same way without being listed.
+    /// </summary>
+    public string? ScaleToZeroModels { get; set; }
+
+    /// <summary>Seconds a client is asked to wait when its model has no engine yet (one is being started).</summary>
+    public double ScaledToZeroRetryAfter { get; set; } = 5;
+
     /// <summary>Client API keys (comma-separated); empty: no key required.</summary>
     public string? ApiKeys { get; set; }
 
