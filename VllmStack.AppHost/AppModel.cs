@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using VllmStack.Hosting.Autoscaling;
 using VllmStack.Hosting.Builder;
 using VllmStack.Hosting.Redis;
 using VllmStack.Hosting.Testing;
@@ -33,12 +34,26 @@ public sealed class AppModel : IDistributedApplicationModel
             .WithEngineOptions(options => options.SimulatorPreset = preset)
             .WithKvCacheServer(cacheServer);
 
-        builder.AddProjectByName("router", "VllmStack.Router")
+        var router = builder.AddProjectByName("router", "VllmStack.Router")
             .WithHttpEndpoint(port: routerPort)
             .WithHttpHealthCheck("/health")
             .WithArgs("--routing-logic", configuration["Parameters:routing-logic"] ?? "kvaware")
             .WithReference(cacheServer)
             .WithEngines(engine)
             .WaitFor(engine);
+
+        if (configuration.GetValue<bool?>("Parameters:autoscaler") ?? true)
+        {
+            var scaleToZero = configuration.GetValue<bool?>("Parameters:scale-to-zero") ?? false;
+            // With zero replicas the router answers 503 + Retry-After for the model (not 404) and counts the demand.
+            router.WithArgs(context => scaleToZero ? ["--scale-to-zero-models", context.Runtime.ParameterValue(model.Resource)] : []);
+            builder.AddAutoscaler("autoscaler", router)
+                .WithScaleTarget(engine, policy =>
+                {
+                    policy.MinReplicas = configuration.GetValue<int?>("Parameters:autoscale-min") ?? 1;
+                    policy.MaxReplicas = configuration.GetValue<int?>("Parameters:autoscale-max") ?? 4;
+                    policy.ScaleToZero = scaleToZero;
+                });
+        }
     }
 }

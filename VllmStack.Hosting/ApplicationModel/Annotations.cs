@@ -19,6 +19,12 @@ public sealed record ReferenceAnnotation(IResource Resource) : IResourceAnnotati
 
 public sealed record ReplicasAnnotation(int Count) : IResourceAnnotation;
 
+/// <summary>
+/// The resource is given the AppHost control API's URL (scale, start, stop) in <paramref name="EnvironmentVariable"/>;
+/// the host then runs the control API even without a dashboard, on a free loopback port.
+/// </summary>
+public sealed record ControlApiAnnotation(string EnvironmentVariable) : IResourceAnnotation;
+
 /// <summary>Healthy when GET <paramref name="Path"/> on the endpoint answers 2xx.</summary>
 public sealed record HttpHealthCheckAnnotation(string Path = "/health", string EndpointName = "http") : IResourceAnnotation;
 

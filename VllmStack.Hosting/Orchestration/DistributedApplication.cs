@@ -63,7 +63,10 @@ public sealed class DistributedApplication : IAsyncDisposable
     public DistributedApplicationOptions Options => _builder.Options;
 
     /// <summary>Where the dashboard and control API listen, once started (null without a dashboard).</summary>
-    public Uri? DashboardUrl => _dashboard?.Url;
+    public Uri? DashboardUrl => Options.DashboardUrl is null ? null : _dashboard?.Url;
+
+    /// <summary>Where the control API listens (with the dashboard, or alone when a resource needs it).</summary>
+    public Uri? ControlApiUrl => _dashboard?.Url;
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
@@ -80,11 +83,17 @@ public sealed class DistributedApplication : IAsyncDisposable
         {
             _console = new ConsoleReporter(Runtime);
         }
-        if (Options.DashboardUrl is { } url)
+        // The control API comes with the dashboard, or alone on a free port when a resource (the autoscaler) needs it.
+        var controlApiNeeded = Resources.Any(r => r.Annotations.OfType<ControlApiAnnotation>().Any());
+        if (Options.DashboardUrl is not null || controlApiNeeded)
         {
             _dashboard = new DashboardServer(this);
-            await _dashboard.StartAsync(new Uri(url), cancellationToken).ConfigureAwait(false);
-            _console?.Announce(_dashboard.Url);
+            await _dashboard.StartAsync(new Uri(Options.DashboardUrl ?? "http://127.0.0.1:0"), cancellationToken).ConfigureAwait(false);
+            Runtime.ControlApi = _dashboard.Url;
+            if (Options.DashboardUrl is not null)
+            {
+                _console?.Announce(_dashboard.Url);
+            }
         }
         new EngineListWriter([.. Resources.SelectMany(r => r.Annotations.OfType<EngineListAnnotation>())], Runtime).Start();
         foreach (var supervisor in _supervisors.Values)

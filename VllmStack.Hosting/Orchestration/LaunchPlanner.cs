@@ -42,6 +42,11 @@ public static class LaunchPlanner
         {
             AddReference(env, reference.Resource, context.Runtime);
         }
+        foreach (var annotation in resource.Annotations.OfType<ControlApiAnnotation>())
+        {
+            env[annotation.EnvironmentVariable] = context.Runtime.ControlApi?.ToString().TrimEnd('/')
+                ?? throw new InvalidOperationException($"Resource '{resource.Name}' needs the control API, which is not running.");
+        }
         foreach (var annotation in resource.Annotations.OfType<EnvironmentAnnotation>())
         {
             foreach (var (key, value) in annotation.Values(context))

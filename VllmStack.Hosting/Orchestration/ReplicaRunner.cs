@@ -20,6 +20,7 @@ internal sealed class ReplicaRunner
     private readonly Action _changed;
     private readonly CancellationTokenSource _stop = new();
     private Process? _process;
+    private bool _retiring;
     private Task? _loop;
     private int _consecutiveCrashes;
 
@@ -73,6 +74,50 @@ internal sealed class ReplicaRunner
         }
     }
 
+    /// <summary>
+    /// Retires a replica without failing its requests (scaling down): it has already left the published endpoints, so
+    /// after <paramref name="drainDelay"/> routers have stopped sending to it; then SIGTERM lets the program finish what
+    /// it is serving (ASP.NET waits for in-flight requests), and only a process still running after
+    /// <paramref name="gracePeriod"/> is killed.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan drainDelay, TimeSpan gracePeriod)
+    {
+        if (State is not ResourceState.Finished and not ResourceState.FailedToStart)
+        {
+            Set(ResourceState.Stopping, Health);
+        }
+        // No restart from here on (the loop sees the flag when the process exits), but no kill either until the grace ends.
+        Volatile.Write(ref _retiring, true);
+        var process = _process;
+        if (process is not null && !HasExited(process))
+        {
+            await Task.Delay(drainDelay).ConfigureAwait(false);
+            if (!HasExited(process) && Terminate(process.Id) == 0)
+            {
+                try
+                {
+                    await process.WaitForExitAsync().WaitAsync(gracePeriod).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    _logs.Write(_resource.Name, Index, true, $"did not stop within {gracePeriod.TotalSeconds:F0} s of SIGTERM; killing it");
+                }
+            }
+        }
+        await _stop.CancelAsync().ConfigureAwait(false);
+        Kill();
+        if (_loop is not null)
+        {
+            await _loop.ConfigureAwait(false);
+        }
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
+    /// <summary>SIGTERM (15) to the process; non-zero when it could not be sent (then the caller kills).</summary>
+    private static int Terminate(int pid) => OperatingSystem.IsWindows() ? -1 : SendSignal(pid, 15);
+
     /// <summary>Kills the process as a crash would (tests, the dashboard's "kill"): the loop restarts it.</summary>
     public void KillForRestart() => Kill();
 
@@ -123,6 +168,11 @@ internal sealed class ReplicaRunner
             await monitor.ConfigureAwait(false);
 
             ExitCode = process.ExitCode;
+            if (Volatile.Read(ref _retiring))
+            {
+                Set(ResourceState.Finished, HealthStatus.Unknown);
+                return;
+            }
             _consecutiveCrashes = DateTimeOffset.UtcNow - StartedAt > StableAfter ? 1 : _consecutiveCrashes + 1;
             var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, _consecutiveCrashes - 1)));
             Restarts++;

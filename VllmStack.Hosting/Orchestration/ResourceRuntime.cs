@@ -18,6 +18,9 @@ public sealed class ResourceRuntime(IConfiguration configuration)
 
     public ResourceSnapshot? Get(string name) => _snapshots.GetValueOrDefault(name);
 
+    /// <summary>Where the control API listens, once started (null when nothing needs it).</summary>
+    public Uri? ControlApi { get; internal set; }
+
     internal void Publish(ResourceSnapshot snapshot)
     {
         _snapshots[snapshot.Name] = snapshot;

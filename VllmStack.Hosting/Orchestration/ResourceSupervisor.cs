@@ -110,9 +110,16 @@ internal sealed class ResourceSupervisor
             _gate.Release();
         }
         Publish();
-        await Task.WhenAll(removed.Select(r => r.StopAsync())).ConfigureAwait(false);
+        // Removed replicas left the published endpoints just now; they drain before they stop.
+        await Task.WhenAll(removed.Select(r => r.RetireAsync(DrainDelay, GracePeriod))).ConfigureAwait(false);
         Publish();
     }
+
+    /// <summary>Time for routers to notice a replica left the endpoint list (their dynamic config is polled every 0.5 s).</summary>
+    private static readonly TimeSpan DrainDelay = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a retiring replica may take to finish its requests after SIGTERM.</summary>
+    private static readonly TimeSpan GracePeriod = TimeSpan.FromSeconds(30);
 
     public async Task StopAsync()
     {

@@ -1,0 +1,164 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using VllmStack.AppHost;
+using VllmStack.Hosting.Autoscaling;
+using VllmStack.Hosting.Builder;
+using VllmStack.Hosting.Orchestration;
+using VllmStack.Hosting.Testing;
+using VllmStack.Hosting.Vllm;
+using VllmStack.ServiceDefaults.Metrics;
+
+namespace VllmStack.Tests.Autoscaler;
+
+/// <summary>
+/// The autoscaler in a real stack started by the testing builder: EngineSim engines (2 sequences each, so requests
+/// queue), the router, the autoscaler with short windows, and the host's control API as its actuator.
+/// </summary>
+[Collection(VllmStack.Tests.CacheServer.TimingSensitive.Name)]
+public sealed class AutoscalerStackTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(150);
+
+    [Fact]
+    public async Task A_burst_scales_engines_up_and_they_come_back_down_after_the_window_without_a_failed_request()
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly);
+        var model = builder.AddParameter("model", "autoscale-model");
+        var engine = builder.AddVllm("engine", model)
+            .WithMode(EngineMode.Simulated)
+            .WithEngineOptions(o =>
+            {
+                o.MaxNumSeqs = 2;
+                o.SimulatorPreset = "fast";
+                o.ExtraArgs.Add("--inter-token-latency-ms");
+                o.ExtraArgs.Add("5");
+            });
+        var router = builder.AddProjectByName("router", "VllmStack.Router")
+            .WithHttpHealthCheck("/health")
+            .WithArgs("--routing-logic", "leastload", "--engine-stats-interval", "0.5")
+            .WithEngines(engine)
+            .WaitFor(engine);
+        builder.AddAutoscaler("autoscaler", router)
+            .WithEnvironment("Autoscaler__IntervalSeconds", "1")
+            .WithScaleTarget(engine, p =>
+            {
+                p.MinReplicas = 1;
+                p.MaxReplicas = 3;
+                p.TargetWaitingPerReplica = 2;
+                p.StableWindowSeconds = 8;
+                p.PanicWindowSeconds = 3;
+                p.ScaleUpStabilizationSeconds = 2;
+                p.ScaleDownStabilizationSeconds = 6;
+            });
+        await using var app = builder.Build();
+        await app.StartAsync(cts.Token);
+        await app.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        using var http = app.CreateHttpClient("router");
+        http.Timeout = TimeSpan.FromSeconds(30);
+        Assert.Equal(1, app.Runtime.Get("engine")!.DesiredReplicas);
+
+        var results = new List<string>();
+        var maxReplicas = 1;
+        async Task LoadAsync(int clients, Func<bool> keepGoing)
+        {
+            await Task.WhenAll(Enumerable.Range(0, clients).Select(async client =>
+            {
+                while (keepGoing() && !cts.IsCancellationRequested)
+                {
+                    var outcome = await ChatAsync(http, client, cts.Token);
+                    lock (results)
+                    {
+                        results.Add(outcome);
+                    }
+                }
+            }));
+        }
+
+        // A burst: 10 clients, each streaming 150-token answers (~0.75 s), on one engine that runs 2 at a time.
+        var burstEnd = DateTime.UtcNow + TimeSpan.FromSeconds(40);
+        // The burst goes on a few seconds after the first scale-up, so the new replicas take part of it.
+        var stopBurstAt = burstEnd.Ticks;
+        var burst = LoadAsync(10, () => DateTime.UtcNow.Ticks < Interlocked.Read(ref stopBurstAt));
+        while (!burst.IsCompleted)
+        {
+            var replicas = app.Runtime.Get("engine")!.DesiredReplicas;
+            if (replicas > maxReplicas)
+            {
+                if (maxReplicas == 1)
+                {
+                    Interlocked.Exchange(ref stopBurstAt, (DateTime.UtcNow + TimeSpan.FromSeconds(6)).Ticks);
+                }
+                maxReplicas = replicas;
+            }
+            await Task.Delay(200, cts.Token);
+        }
+        await burst;
+        var burstRequests = results.Count;
+        Assert.True(maxReplicas >= 2, $"the burst should have added replicas; the autoscaler said: {await DecisionsAsync(app, cts.Token)}");
+
+        // The load is gone but for one light client; after the scale-down window the engines come back to the minimum,
+        // and the client's requests keep succeeding while replicas are retired.
+        var settled = false;
+        var light = LoadAsync(1, () => !Volatile.Read(ref settled));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (app.Runtime.Get("engine")!.DesiredReplicas > 1 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(250, cts.Token);
+        }
+        // Let the last retired replica finish draining under the light load.
+        await Task.Delay(TimeSpan.FromSeconds(4), cts.Token);
+        Volatile.Write(ref settled, true);
+        await light;
+
+        Assert.Equal(1, app.Runtime.Get("engine")!.DesiredReplicas);
+        var failures = results.Where(r => r != "ok").ToList();
+        Assert.True(failures.Count == 0, $"{failures.Count} of {results.Count} requests failed: {string.Join("; ", failures.Distinct().Take(5))}");
+        Assert.True(burstRequests >= 10, $"only {burstRequests} requests ran in the burst");
+        Assert.True(results.Count - burstRequests >= 3, $"only {results.Count - burstRequests} requests ran while the engines scaled down");
+
+        using var autoscaler = app.CreateHttpClient("autoscaler");
+        var metrics = PrometheusTextParser.Parse(await autoscaler.GetStringAsync("metrics", cts.Token));
+        Assert.True(metrics.Sum("vllmstack:autoscaler_decisions_total", ("direction", "up")) >= 1);
+        Assert.True(metrics.Sum("vllmstack:autoscaler_decisions_total", ("direction", "down")) >= 1);
+        Assert.Equal(1, metrics.Sum("vllmstack:autoscaler_desired_replicas", ("target", "engine")));
+        Assert.Contains(app.Logs.Read("autoscaler"), line => line.Text.Contains("Scaling engine (autoscale-model) from 1 to"));
+    }
+
+    /// <summary>One streamed chat; "ok" when it completed with [DONE], else what went wrong.</summary>
+    private static async Task<string> ChatAsync(HttpClient http, int client, CancellationToken cancellationToken)
+    {
+        var body = new
+        {
+            model = "autoscale-model",
+            messages = new[] { new { role = "user", content = $"client {client}: tell me a long story" } },
+            max_tokens = 150,
+            ignore_eos = true,
+            stream = true,
+        };
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = JsonContent.Create(body) };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                return $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}";
+            }
+            return text.Contains("\"error\"") ? "error frame: " + text[^Math.Min(300, text.Length)..]
+                : text.TrimEnd().EndsWith("data: [DONE]", StringComparison.Ordinal) ? "ok" : "no [DONE]";
+        }
+        catch (HttpRequestException e)
+        {
+            return "transport: " + e.Message;
+        }
+    }
+
+    private static async Task<string> DecisionsAsync(DistributedApplication app, CancellationToken cancellationToken)
+    {
+        using var autoscaler = app.CreateHttpClient("autoscaler");
+        var decisions = await autoscaler.GetStringAsync("decisions", cancellationToken);
+        return decisions + " | " + string.Join(" / ", app.Logs.Read("autoscaler").TakeLast(8).Select(l => l.Text));
+    }
+}
