@@ -126,6 +126,66 @@ public sealed class AutoscalerStackTests
         Assert.Contains(app.Logs.Read("autoscaler"), line => line.Text.Contains("Scaling engine (autoscale-model) from 1 to"));
     }
 
+    [Fact]
+    public async Task An_idle_model_scales_to_zero_and_its_first_request_brings_a_replica_back()
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly);
+        var model = builder.AddParameter("model", "autoscale-model");
+        var engine = builder.AddVllm("engine", model).WithMode(EngineMode.Simulated).WithEngineOptions(o => o.SimulatorPreset = "instant");
+        var router = builder.AddProjectByName("router", "VllmStack.Router")
+            .WithHttpHealthCheck("/health")
+            .WithArgs("--engine-stats-interval", "0.5", "--scale-to-zero-models", "autoscale-model")
+            .WithEngines(engine)
+            .WaitFor(engine);
+        builder.AddAutoscaler("autoscaler", router)
+            .WithEnvironment("Autoscaler__IntervalSeconds", "1")
+            .WithScaleTarget(engine, p =>
+            {
+                p.MaxReplicas = 2;
+                p.StableWindowSeconds = 3;
+                p.PanicWindowSeconds = 2;
+                p.ScaleDownStabilizationSeconds = 2;
+                p.ScaleToZero = true;
+                p.ScaleToZeroAfterSeconds = 4;
+            });
+        await using var app = builder.Build();
+        await app.StartAsync(cts.Token);
+        await app.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        using var http = app.CreateHttpClient("router");
+
+        while (app.Runtime.Get("engine")!.DesiredReplicas > 0)
+        {
+            await Task.Delay(250, cts.Token);
+        }
+        // Gone from the router too (the retired replica drains first).
+        while (JsonNode.Parse(await http.GetStringAsync("engines", cts.Token))!["engines"]!.AsArray().Count > 0)
+        {
+            await Task.Delay(250, cts.Token);
+        }
+
+        // The first request finds no engine: 503 with Retry-After, not 404; retried as a client would, it is served.
+        var body = new { model = "autoscale-model", messages = new[] { new { role = "user", content = "wake up" } }, max_tokens = 4 };
+        using (var first = await http.PostAsJsonAsync("v1/chat/completions", body, cts.Token))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, first.StatusCode);
+            Assert.NotNull(first.Headers.RetryAfter?.Delta);
+        }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        System.Net.HttpStatusCode status;
+        do
+        {
+            await Task.Delay(500, cts.Token);
+            using var retry = await http.PostAsJsonAsync("v1/chat/completions", body, cts.Token);
+            status = retry.StatusCode;
+        }
+        while (status != System.Net.HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(40));
+        Assert.Equal(System.Net.HttpStatusCode.OK, status);
+        Assert.Equal(1, app.Runtime.Get("engine")!.DesiredReplicas);
+        Assert.Contains(app.Logs.Read("autoscaler"), line => line.Text.Contains("arrived while scaled to zero"));
+        Assert.Contains(app.Logs.Read("autoscaler"), line => line.Text.Contains("scaling to zero"));
+    }
+
     /// <summary>One streamed chat; "ok" when it completed with [DONE], else what went wrong.</summary>
     private static async Task<string> ChatAsync(HttpClient http, int client, CancellationToken cancellationToken)
     {

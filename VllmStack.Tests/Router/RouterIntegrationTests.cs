@@ -305,6 +305,49 @@ public sealed class RouterResilienceTests
     }
 
     [Fact]
+    public async Task A_model_without_engines_is_scaled_to_zero_answered_503_with_retry_after_and_counted_as_demand()
+    {
+        await using var engine = await EngineSimProcess.StartAsync(["--latency-preset", "instant"]);
+        var file = Path.Combine(Path.GetTempPath(), $"router-zero-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(file, $$"""{"static_backends": ["{{engine.BaseUrl}}"]}""");
+        try
+        {
+            await using var router = await RouterProcess.StartAsync(["--dynamic-config-json", file, "--scale-to-zero-models", "cold-model"]);
+            await router.WaitForEnginesAsync(e => e.Count == 1 && e[0]!["routable"]!.GetValue<bool>(), TimeSpan.FromSeconds(15), "the engine");
+            Assert.Equal(200, (await OpenAiHttp.PostJsonAsync(router.Http, "v1/completions", Completion())).Item1);
+
+            // The autoscaler took the last replica away.
+            await File.WriteAllTextAsync(file, """{"static_backends": []}""");
+            await router.WaitForEnginesAsync(e => e.Count == 0, TimeSpan.FromSeconds(5), "no engine");
+            async Task<(int Status, string? RetryAfter, string Body)> SendAsync(string model)
+            {
+                using var response = await router.Http.PostAsJsonAsync("v1/completions", new { model, prompt = "hello", max_tokens = 2 });
+                return ((int)response.StatusCode, response.Headers.RetryAfter?.Delta?.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    await response.Content.ReadAsStringAsync());
+            }
+            // A model it served before, and one configured as scalable to zero: 503 with Retry-After, counted.
+            var served = await SendAsync(Model);
+            Assert.Equal((503, "5"), (served.Status, served.RetryAfter));
+            Assert.Contains("scaled to zero", System.Text.Json.Nodes.JsonNode.Parse(served.Body)!["error"]!["message"]!.GetValue<string>());
+            Assert.Equal(503, (await SendAsync("cold-model")).Status);
+            Assert.Equal(503, (await SendAsync("cold-model")).Status);
+            // A model nobody ever served or configured is still unknown.
+            Assert.Equal(404, (await SendAsync("no-such-model")).Status);
+
+            var unserved = (await router.WaitForEnginesAsync(_ => true, TimeSpan.FromSeconds(1), "the view"))["unserved_requests"]!;
+            Assert.Equal(1, unserved[Model]!.GetValue<long>());
+            Assert.Equal(2, unserved["cold-model"]!.GetValue<long>());
+            Assert.Null(unserved["no-such-model"]);
+            var metrics = await router.MetricsAsync();
+            Assert.Equal(2, metrics.Sum("vllmstack:router_unserved_requests_total", ("model", "cold-model")));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public async Task Client_keys_are_required_and_the_engine_key_replaces_them()
     {
         await using var engine = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--api-key", "engine-secret"]);
