@@ -29,7 +29,7 @@ public sealed partial class ScalingLoop(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        LogStarted(actuator.Name, reader.Router, options.Targets.Count, options.IntervalSeconds);
+        LogStarted(actuator.Name, new Uri(reader.Router, "engines"), options.Targets.Count, options.IntervalSeconds);
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.IntervalSeconds), time);
         do
         {
@@ -109,8 +109,8 @@ public sealed partial class ScalingLoop(
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Autoscaler ({Actuator}) reading {Router}/engines for {Targets} target(s) every {Interval} s")]
-    private partial void LogStarted(string actuator, Uri router, int targets, double interval);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Autoscaler ({Actuator}) reading {Engines} for {Targets} target(s) every {Interval} s")]
+    private partial void LogStarted(string actuator, Uri engines, int targets, double interval);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Scaling {Target} from {Current} to {Desired} replicas: {Reason}")]
     private partial void LogScaled(string target, int current, int desired, string reason);
@@ -118,7 +118,7 @@ public sealed partial class ScalingLoop(
     [LoggerMessage(Level = LogLevel.Information, Message = "Holding {Target} at {Current} replicas: {Reason}")]
     private partial void LogHold(string target, int current, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read load from {Router}: {Reason}; no scaling decision until it answers")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read load from the router at {Router}: {Reason}; no new samples until it answers")]
     private partial void LogReadFailed(Uri router, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not {Action} for {Target}: {Reason}")]
