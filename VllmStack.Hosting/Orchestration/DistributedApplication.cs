@@ -150,13 +150,14 @@ public sealed class DistributedApplication : IAsyncDisposable
             return;
         }
         await _lifetime.CancelAsync().ConfigureAwait(false);
-        foreach (var layer in StopOrder())
-        {
-            await Task.WhenAll(layer.Select(s => s.StopAsync())).ConfigureAwait(false);
-        }
+        // The control API goes first, so that nothing (an autoscaler, the dashboard) scales what is being stopped.
         if (_dashboard is not null)
         {
             await _dashboard.DisposeAsync().ConfigureAwait(false);
+        }
+        foreach (var layer in StopOrder())
+        {
+            await Task.WhenAll(layer.Select(s => s.ShutdownAsync())).ConfigureAwait(false);
         }
         _console?.Dispose();
     }

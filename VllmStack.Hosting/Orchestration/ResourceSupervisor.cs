@@ -17,8 +17,11 @@ internal sealed class ResourceSupervisor
     private readonly HttpClient _health;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly List<ReplicaRunner> _replicas = [];
+    // Scaled-down replicas still draining: a shutdown stops them too, so none outlives the application.
+    private readonly HashSet<ReplicaRunner> _retiring = [];
     private int _desired;
     private bool _stopped;
+    private bool _shutDown;
     private bool _waiting;
     private string? _message;
 
@@ -84,6 +87,11 @@ internal sealed class ResourceSupervisor
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (_shutDown)
+            {
+                // A late control call (an autoscaler, the dashboard) after the application stopped starts nothing.
+                return;
+            }
             _desired = replicas;
             _stopped = false;
             while (_replicas.Count < replicas)
@@ -103,6 +111,10 @@ internal sealed class ResourceSupervisor
                     _replicas.Remove(last);
                 }
                 removed.Add(last);
+                lock (_retiring)
+                {
+                    _retiring.Add(last);
+                }
             }
         }
         finally
@@ -111,8 +123,32 @@ internal sealed class ResourceSupervisor
         }
         Publish();
         // Removed replicas left the published endpoints just now; they drain before they stop.
-        await Task.WhenAll(removed.Select(r => r.RetireAsync(DrainDelay, GracePeriod))).ConfigureAwait(false);
+        await Task.WhenAll(removed.Select(RetireAsync)).ConfigureAwait(false);
         Publish();
+    }
+
+    private async Task RetireAsync(ReplicaRunner replica)
+    {
+        try
+        {
+            await replica.RetireAsync(DrainDelay, GracePeriod).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_retiring)
+            {
+                _retiring.Remove(replica);
+            }
+        }
+    }
+
+    /// <summary>Stops every replica, draining ones too, for good: later scaling calls are ignored.</summary>
+    public async Task ShutdownAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        _shutDown = true;
+        _gate.Release();
+        await StopAsync().ConfigureAwait(false);
     }
 
     /// <summary>Time for routers to notice a replica left the endpoint list (their dynamic config is polled every 0.5 s).</summary>
@@ -131,6 +167,10 @@ internal sealed class ResourceSupervisor
             {
                 all = [.. _replicas];
                 _replicas.Clear();
+            }
+            lock (_retiring)
+            {
+                all.AddRange(_retiring);
             }
             _stopped = true;
         }

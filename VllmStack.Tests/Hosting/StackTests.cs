@@ -160,6 +160,34 @@ public sealed class StackTests
     }
 
     [Fact]
+    public async Task Replicas_retiring_when_the_application_stops_are_stopped_too_and_late_scaling_starts_nothing()
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly);
+        builder.AddExecutable("sleeper", "/bin/sleep", null, "120").WithReplicas(3);
+        var app = builder.Build();
+        int[] pids;
+        try
+        {
+            await app.StartAsync(cts.Token);
+            await app.Runtime.WaitForAsync("sleeper", s => s.Replicas.Count(r => r.ProcessId is not null) == 3, cts.Token);
+            pids = ProcessIds(app);
+            // Scaling down retires two replicas, which drain for a while; the application stops meanwhile.
+            _ = app.ScaleAsync("sleeper", 1);
+            await app.Runtime.WaitForAsync("sleeper", s => s.Replicas.Count == 1, cts.Token);
+        }
+        finally
+        {
+            await app.DisposeAsync();
+        }
+        Assert.Equal(3, pids.Length);
+        Assert.All(pids, pid => Assert.False(IsAlive(pid), $"process {pid} outlived the application"));
+        // A scaling call that arrives after the stop (an autoscaler, the dashboard) starts nothing.
+        await app.ScaleAsync("sleeper", 2);
+        Assert.Empty(app.Runtime.Get("sleeper")!.Replicas);
+    }
+
+    [Fact]
     public async Task Bad_control_requests_get_clear_errors()
     {
         using var cts = new CancellationTokenSource(Bound);
