@@ -16,33 +16,36 @@ public sealed class KubernetesReplicaActuator(KubernetesApiClient api, Kubernete
 {
     public string Name => "kubernetes";
 
-    public async Task<int> GetReplicasAsync(string target, CancellationToken cancellationToken)
-    {
-        using var response = await SendAsync(HttpMethod.Get, target, null, "get", cancellationToken).ConfigureAwait(false);
-        using var scale = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), default, cancellationToken).ConfigureAwait(false);
-        return scale.RootElement.TryGetProperty("spec", out var spec) && spec.TryGetProperty("replicas", out var replicas) && replicas.TryGetInt32(out var count)
-            ? count
-            // An omitted spec.replicas means 0 in a Scale object.
-            : 0;
-    }
+    public Task<int> GetReplicasAsync(string target, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Get, target, null, "get", async (response, token) =>
+        {
+            using var scale = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false), default, token).ConfigureAwait(false);
+            return scale.RootElement.TryGetProperty("spec", out var spec) && spec.TryGetProperty("replicas", out var replicas) && replicas.TryGetInt32(out var count)
+                ? count
+                // An omitted spec.replicas means 0 in a Scale object.
+                : 0;
+        }, cancellationToken);
 
-    public async Task SetReplicasAsync(string target, int replicas, CancellationToken cancellationToken)
+    public Task SetReplicasAsync(string target, int replicas, CancellationToken cancellationToken)
     {
         var patch = new StringContent(JsonSerializer.Serialize(new { spec = new { replicas } }), Encoding.UTF8);
         patch.Headers.ContentType = new MediaTypeHeaderValue("application/merge-patch+json");
-        using var response = await SendAsync(HttpMethod.Patch, target, patch, "patch", cancellationToken).ConfigureAwait(false);
+        return SendAsync(HttpMethod.Patch, target, patch, "patch", (_, _) => Task.FromResult(true), cancellationToken);
     }
 
     private string ScalePath(string deployment) =>
         $"apis/apps/v1/namespaces/{Uri.EscapeDataString(options.Namespace)}/deployments/{Uri.EscapeDataString(deployment)}/scale";
 
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string deployment, HttpContent? content, string verb, CancellationToken cancellationToken)
+    /// <summary>One call, its answer read within the same deadline; API errors become explained <see cref="ActuatorException"/>s.</summary>
+    private async Task<T> SendAsync<T>(HttpMethod method, string deployment, HttpContent? content, string verb,
+        Func<HttpResponseMessage, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         try
         {
-            return await api.SendAsync(method, ScalePath(deployment), content, verb, deadline.Token).ConfigureAwait(false);
+            using var response = await api.SendAsync(method, ScalePath(deployment), content, verb, deadline.Token).ConfigureAwait(false);
+            return await read(response, deadline.Token).ConfigureAwait(false);
         }
         catch (KubernetesApiException e)
         {
@@ -60,9 +63,9 @@ public sealed class KubernetesReplicaActuator(KubernetesApiClient api, Kubernete
                 _ => new ActuatorException($"The API server answered {(int)e.StatusCode} to {verb} {where}: {e.Message}", false, e),
             };
         }
-        catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            throw new ActuatorException($"The Kubernetes API server did not answer: {e.Message}", true, e);
+            throw new ActuatorException($"The call to the Kubernetes API server failed: {e.Message}", true, e);
         }
     }
 }

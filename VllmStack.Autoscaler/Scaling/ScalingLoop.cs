@@ -38,7 +38,7 @@ public sealed partial class ScalingLoop(
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    public async Task EvaluateAsync(CancellationToken cancellationToken)
+    private async Task EvaluateAsync(CancellationToken cancellationToken)
     {
         RouterView? view = null;
         try

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using VllmStack.ServiceDefaults.Metrics;
 
 namespace VllmStack.Bench.Scenarios;
 
@@ -53,8 +54,9 @@ public static class KvLookupLatency
             runs.Add(measurement);
             Console.WriteLine($"run {run}/{settings.Runs}: roundrobin p50 {measurement.RoundRobinP50Ms:F2} p90 {measurement.RoundRobinP90Ms:F2} ms | kvaware p50 {measurement.KvAwareP50Ms:F2} p90 {measurement.KvAwareP90Ms:F2} ms | lookup mean {measurement.LookupMeanMs:F2} ms (cache server {measurement.CacheServerMeanMs:F2} ms), fallbacks {measurement.Fallbacks}");
         }
-        var median = new Measurement(Median(runs, r => r.RoundRobinP50Ms), Median(runs, r => r.RoundRobinP90Ms), Median(runs, r => r.KvAwareP50Ms),
-            Median(runs, r => r.KvAwareP90Ms), Median(runs, r => r.LookupMeanMs), Median(runs, r => r.CacheServerMeanMs), runs.Sum(r => r.Fallbacks));
+        var median = new Measurement(Median.Of(runs.Select(r => r.RoundRobinP50Ms)), Median.Of(runs.Select(r => r.RoundRobinP90Ms)),
+            Median.Of(runs.Select(r => r.KvAwareP50Ms)), Median.Of(runs.Select(r => r.KvAwareP90Ms)), Median.Of(runs.Select(r => r.LookupMeanMs)),
+            Median.Of(runs.Select(r => r.CacheServerMeanMs)), runs.Sum(r => r.Fallbacks));
         Console.WriteLine($"median: kvaware adds p50 {median.KvAwareP50Ms - median.RoundRobinP50Ms:F2} ms, p90 {median.KvAwareP90Ms - median.RoundRobinP90Ms:F2} ms; lookup mean {median.LookupMeanMs:F2} ms (cache server {median.CacheServerMeanMs:F2} ms) for {measuredTokens}-token prompts");
         var report = new Report("kv-lookup-latency", DateTimeOffset.UtcNow, settings, measuredTokens, runs, median);
         Directory.CreateDirectory(settings.OutputDirectory);
@@ -89,7 +91,8 @@ public static class KvLookupLatency
         var lookupAfter = await HistogramAsync(http, kvAware, "vllmstack:router_kv_lookup_duration_seconds", cancellationToken);
         var cacheAfter = await HistogramAsync(http, cacheServer, "vllmstack:kv_lookup_duration_seconds", cancellationToken);
         var fallbacks = (long)(await CounterAsync(http, kvAware, "vllmstack:router_kv_lookup_fallbacks_total", cancellationToken) - fallbacksBefore);
-        return new Measurement(Percentile(rr, 0.5), Percentile(rr, 0.9), Percentile(kv, 0.5), Percentile(kv, 0.9),
+        var (rrLatency, kvLatency) = (Percentiles.Of(rr, 0), Percentiles.Of(kv, 0));
+        return new Measurement(rrLatency.P50, rrLatency.P90, kvLatency.P50, kvLatency.P90,
             MeanMs(lookupBefore, lookupAfter), MeanMs(cacheBefore, cacheAfter), fallbacks);
     }
 
@@ -127,38 +130,13 @@ public static class KvLookupLatency
 
     private static async Task<(double Sum, double Count)> HistogramAsync(HttpClient http, Uri service, string name, CancellationToken cancellationToken)
     {
-        var text = await http.GetStringAsync(new Uri(service, "/metrics"), cancellationToken);
-        return (Value(text, name + "_sum"), Value(text, name + "_count"));
+        var samples = PrometheusTextParser.Parse(await http.GetStringAsync(new Uri(service, "/metrics"), cancellationToken));
+        return (samples.Sum(name + "_sum"), samples.Sum(name + "_count"));
     }
 
     private static async Task<double> CounterAsync(HttpClient http, Uri service, string name, CancellationToken cancellationToken) =>
-        Value(await http.GetStringAsync(new Uri(service, "/metrics"), cancellationToken), name);
-
-    /// <summary>An unlabelled sample's value from Prometheus text (0 when absent: nothing recorded yet).</summary>
-    private static double Value(string exposition, string name)
-    {
-        foreach (var line in exposition.Split('\n'))
-        {
-            if (line.StartsWith(name + " ", StringComparison.Ordinal))
-            {
-                return double.Parse(line[(name.Length + 1)..].Trim(), CultureInfo.InvariantCulture);
-            }
-        }
-        return 0;
-    }
+        PrometheusTextParser.Parse(await http.GetStringAsync(new Uri(service, "/metrics"), cancellationToken)).Sum(name);
 
     private static double MeanMs((double Sum, double Count) before, (double Sum, double Count) after) =>
         after.Count > before.Count ? (after.Sum - before.Sum) / (after.Count - before.Count) * 1000 : double.NaN;
-
-    private static double Percentile(List<double> values, double quantile)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(quantile * sorted.Length) - 1)];
-    }
-
-    private static double Median(IReadOnlyList<Measurement> runs, Func<Measurement, double> value)
-    {
-        var sorted = runs.Select(value).Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 }

@@ -14,6 +14,16 @@ public sealed record Percentiles(double P50, double P90, double P99, int Count, 
     }
 }
 
+/// <summary>The median of several runs' figures (the mean of the middle two for an even count).</summary>
+public static class Median
+{
+    public static double Of(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}
+
 /// <summary>
 /// Measurements wrk cannot make: an open-loop load at a fixed rate (requests leave on schedule whether or not
 /// earlier ones have returned, as real users' do) and time to the first streamed byte.

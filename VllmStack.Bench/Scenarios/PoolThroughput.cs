@@ -39,13 +39,8 @@ public static partial class PoolThroughput
                 runs.Add(new Measurement(set, get, put, fetch));
                 Console.WriteLine($"run {run}/{settings.Runs}: redis SET {set,9:F0}/s GET {get,9:F0}/s | pool PUT {put,9:F0}/s GET {fetch,9:F0}/s");
             }
-            static double Median(IEnumerable<double> values)
-            {
-                var sorted = values.Order().ToArray();
-                return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-            }
-            var median = new Measurement(Median(runs.Select(r => r.RedisSetOps)), Median(runs.Select(r => r.RedisGetOps)),
-                Median(runs.Select(r => r.PoolPutOps)), Median(runs.Select(r => r.PoolGetOps)));
+            var median = new Measurement(Median.Of(runs.Select(r => r.RedisSetOps)), Median.Of(runs.Select(r => r.RedisGetOps)),
+                Median.Of(runs.Select(r => r.PoolPutOps)), Median.Of(runs.Select(r => r.PoolGetOps)));
             Console.WriteLine($"median:    redis SET {median.RedisSetOps,9:F0}/s GET {median.RedisGetOps,9:F0}/s | pool PUT {median.PoolPutOps,9:F0}/s (×{median.PoolPutOps / median.RedisSetOps:F2}) GET {median.PoolGetOps,9:F0}/s (×{median.PoolGetOps / median.RedisGetOps:F2})");
             var report = new Report("pool-throughput", DateTimeOffset.UtcNow, settings, runs, median);
             Directory.CreateDirectory(settings.OutputDirectory);

@@ -57,19 +57,14 @@ public static class RouterOverhead
             }
         }
 
-        static double Median(IEnumerable<double> values)
-        {
-            var sorted = values.Order().ToArray();
-            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-        }
         var d = results["direct"];
         var r = results["router"];
         var summary = new Summary(
-            Median(d.Select(x => x.MaxThroughput.RequestsPerSecond)), Median(r.Select(x => x.MaxThroughput.RequestsPerSecond)),
-            Median(r.Select(x => x.MaxThroughput.RequestsPerSecond)) / Median(d.Select(x => x.MaxThroughput.RequestsPerSecond)),
-            Median(d.Select(x => x.FixedRate.P50)), Median(r.Select(x => x.FixedRate.P50)), Median(r.Zip(d, (a, b) => a.FixedRate.P50 - b.FixedRate.P50)),
-            Median(d.Select(x => x.FixedRate.P99)), Median(r.Select(x => x.FixedRate.P99)), Median(r.Zip(d, (a, b) => a.FixedRate.P99 - b.FixedRate.P99)),
-            Median(d.Select(x => x.TimeToFirstByte.P50)), Median(r.Select(x => x.TimeToFirstByte.P50)), Median(r.Zip(d, (a, b) => a.TimeToFirstByte.P50 - b.TimeToFirstByte.P50)));
+            Median.Of(d.Select(x => x.MaxThroughput.RequestsPerSecond)), Median.Of(r.Select(x => x.MaxThroughput.RequestsPerSecond)),
+            Median.Of(r.Select(x => x.MaxThroughput.RequestsPerSecond)) / Median.Of(d.Select(x => x.MaxThroughput.RequestsPerSecond)),
+            Median.Of(d.Select(x => x.FixedRate.P50)), Median.Of(r.Select(x => x.FixedRate.P50)), Median.Of(r.Zip(d, (a, b) => a.FixedRate.P50 - b.FixedRate.P50)),
+            Median.Of(d.Select(x => x.FixedRate.P99)), Median.Of(r.Select(x => x.FixedRate.P99)), Median.Of(r.Zip(d, (a, b) => a.FixedRate.P99 - b.FixedRate.P99)),
+            Median.Of(d.Select(x => x.TimeToFirstByte.P50)), Median.Of(r.Select(x => x.TimeToFirstByte.P50)), Median.Of(r.Zip(d, (a, b) => a.TimeToFirstByte.P50 - b.TimeToFirstByte.P50)));
 
         Console.WriteLine();
         Console.WriteLine($"                       direct      router      added / ratio   (medians of {settings.Runs} runs)");

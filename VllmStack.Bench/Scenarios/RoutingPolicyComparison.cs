@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using VllmStack.Bench.MultiRound;
+using VllmStack.ServiceDefaults.Metrics;
 
 namespace VllmStack.Bench.Scenarios;
 
@@ -97,8 +98,5 @@ public static class RoutingPolicyComparison
 
     /// <summary>How the router spread the requests: its per-engine request counter, busiest first.</summary>
     private static long[] RequestsPerEngine(string exposition) =>
-        [.. exposition.Split('\n')
-            .Where(line => line.StartsWith("vllm:num_incoming_requests_total{", StringComparison.Ordinal))
-            .Select(line => (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))
-            .OrderDescending()];
+        [.. PrometheusTextParser.Parse(exposition).Where(s => s.Name == "vllm:num_incoming_requests_total").Select(s => (long)s.Value).OrderDescending()];
 }

@@ -20,29 +20,37 @@ public sealed class AutoscalerStackTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(150);
 
+    /// <summary>Simulated engines of one model, a router over them and the autoscaler (1 s interval) scaling them.</summary>
+    private static DistributedApplicationBuilder Stack(Action<VllmEngineOptions> engineOptions, string[] routerArgs, Action<AutoscalePolicy> policy)
+    {
+        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly);
+        var model = builder.AddParameter("model", "autoscale-model");
+        var engine = builder.AddVllm("engine", model).WithMode(EngineMode.Simulated).WithEngineOptions(engineOptions);
+        var router = builder.AddProjectByName("router", "VllmStack.Router")
+            .WithHttpHealthCheck("/health")
+            .WithArgs(["--engine-stats-interval", "0.5", .. routerArgs])
+            .WithEngines(engine)
+            .WaitFor(engine);
+        builder.AddAutoscaler("autoscaler", router)
+            .WithEnvironment("Autoscaler__IntervalSeconds", "1")
+            .WithScaleTarget(engine, policy);
+        return builder;
+    }
+
     [Fact]
     public async Task A_burst_scales_engines_up_and_they_come_back_down_after_the_window_without_a_failed_request()
     {
         using var cts = new CancellationTokenSource(Bound);
-        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly);
-        var model = builder.AddParameter("model", "autoscale-model");
-        var engine = builder.AddVllm("engine", model)
-            .WithMode(EngineMode.Simulated)
-            .WithEngineOptions(o =>
+        var builder = Stack(
+            o =>
             {
                 o.MaxNumSeqs = 2;
                 o.SimulatorPreset = "fast";
                 o.ExtraArgs.Add("--inter-token-latency-ms");
                 o.ExtraArgs.Add("5");
-            });
-        var router = builder.AddProjectByName("router", "VllmStack.Router")
-            .WithHttpHealthCheck("/health")
-            .WithArgs("--routing-logic", "leastload", "--engine-stats-interval", "0.5")
-            .WithEngines(engine)
-            .WaitFor(engine);
-        builder.AddAutoscaler("autoscaler", router)
-            .WithEnvironment("Autoscaler__IntervalSeconds", "1")
-            .WithScaleTarget(engine, p =>
+            },
+            ["--routing-logic", "leastload"],
+            p =>
             {
                 p.MinReplicas = 1;
                 p.MaxReplicas = 3;
@@ -130,17 +138,10 @@ public sealed class AutoscalerStackTests
     public async Task An_idle_model_scales_to_zero_and_its_first_request_brings_a_replica_back()
     {
         using var cts = new CancellationTokenSource(Bound);
-        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly);
-        var model = builder.AddParameter("model", "autoscale-model");
-        var engine = builder.AddVllm("engine", model).WithMode(EngineMode.Simulated).WithEngineOptions(o => o.SimulatorPreset = "instant");
-        var router = builder.AddProjectByName("router", "VllmStack.Router")
-            .WithHttpHealthCheck("/health")
-            .WithArgs("--engine-stats-interval", "0.5", "--scale-to-zero-models", "autoscale-model")
-            .WithEngines(engine)
-            .WaitFor(engine);
-        builder.AddAutoscaler("autoscaler", router)
-            .WithEnvironment("Autoscaler__IntervalSeconds", "1")
-            .WithScaleTarget(engine, p =>
+        var builder = Stack(
+            o => o.SimulatorPreset = "instant",
+            ["--scale-to-zero-models", "autoscale-model"],
+            p =>
             {
                 p.MaxReplicas = 2;
                 p.StableWindowSeconds = 3;
