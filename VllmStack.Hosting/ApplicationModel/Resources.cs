@@ -43,12 +43,26 @@ public sealed class ContainerResource(string name, string image, string tag = "l
     public string KindDescription => $"container {Image}:{Tag}";
 }
 
-/// <summary>A value supplied from configuration (<c>Parameters:name</c>), e.g. the model or an API key.</summary>
-public sealed class ParameterResource(string name, bool secret, string? defaultValue) : Resource(name)
+/// <summary>
+/// A value supplied from configuration (<c>Parameters:name</c>), e.g. the model or an API key. When published it stays a
+/// reference: a key of the <c>parameters</c> ConfigMap, or of the Secret when it is secret, so its value is set in one place.
+/// </summary>
+public class ParameterResource(string name, bool secret, string? defaultValue) : Resource(name)
 {
     public bool Secret { get; } = secret;
 
     public string? DefaultValue { get; } = defaultValue;
+
+    /// <summary>Where configuration holds the value.</summary>
+    public virtual string ConfigurationKey => $"Parameters:{Name}";
+}
+
+/// <summary>A connection string from <c>ConnectionStrings:name</c>: something outside the application (a managed Redis).</summary>
+public sealed class ConnectionStringParameterResource(string name) : ParameterResource(name, secret: true, defaultValue: null), IResourceWithConnectionString
+{
+    public override string ConfigurationKey => $"ConnectionStrings:{Name}";
+
+    public string GetConnectionString(Orchestration.ResourceRuntime runtime) => runtime.ParameterValue(this);
 }
 
 /// <summary>Project metadata of the kind Aspire generates for an AppHost's project references.</summary>

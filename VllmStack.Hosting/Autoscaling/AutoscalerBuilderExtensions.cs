@@ -1,5 +1,6 @@
 using VllmStack.Hosting.ApplicationModel;
 using VllmStack.Hosting.Builder;
+using VllmStack.Hosting.Publishing;
 using VllmStack.Hosting.Vllm;
 
 namespace VllmStack.Hosting.Autoscaling;
@@ -10,14 +11,19 @@ namespace VllmStack.Hosting.Autoscaling;
 /// </summary>
 public static class AutoscalerBuilderExtensions
 {
-    public static IResourceBuilder<ProjectResource> AddAutoscaler(this DistributedApplicationBuilder builder, string name, IResourceBuilder<IResource> router) =>
-        builder.AddProjectByName(name, "VllmStack.Autoscaler")
+    public static IResourceBuilder<ProjectResource> AddAutoscaler(this DistributedApplicationBuilder builder, string name, IResourceBuilder<IResource> router)
+    {
+        var autoscaler = builder.AddProjectByName(name, "VllmStack.Autoscaler")
             .WithHttpHealthCheck("/health")
-            .WithAnnotation(new ControlApiAnnotation("Autoscaler__ControlApi"))
-            .WithEnvironment("Autoscaler__Actuator", "local")
+            .WithAnnotation(new SingleInstanceAnnotation())
             .WithEnvironment("Autoscaler__RouterService", router.Resource.Name)
             .WithReference(router)
             .WaitFor(router);
+        // On Kubernetes it patches the engine Deployments' scale subresource (its Role allows just that); locally it asks the AppHost.
+        return builder.ExecutionContext.IsPublishMode
+            ? autoscaler.WithEnvironment("Autoscaler__Actuator", "kubernetes")
+            : autoscaler.WithEnvironment("Autoscaler__Actuator", "local").WithAnnotation(new ControlApiAnnotation("Autoscaler__ControlApi"));
+    }
 
     /// <summary>Scales <paramref name="engines"/> (its model as the router lists it) with the given policy.</summary>
     public static IResourceBuilder<ProjectResource> WithScaleTarget(this IResourceBuilder<ProjectResource> autoscaler, IResourceBuilder<VllmResource> engines,
@@ -29,6 +35,7 @@ public static class AutoscalerBuilderExtensions
         var prefix = $"Autoscaler__Targets__{index}__";
         return autoscaler
             .WithAnnotation(new ScaleTargetAnnotation(engines.Resource, policy))
+            .WithAnnotation(new KubernetesAccessAnnotation("apps", "deployments/scale", ["get", "patch"], [engines.Resource.Name]))
             .WithAnnotation(new EnvironmentAnnotation(context =>
                 [
                     new(prefix + "Name", engines.Resource.Name),

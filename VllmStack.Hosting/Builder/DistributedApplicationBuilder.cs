@@ -37,12 +37,16 @@ public sealed class DistributedApplicationBuilder
         Options = options;
         AppHostAssembly = appHost;
         BuildConfiguration = appHost.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+        (ExecutionContext, var configurationArgs) = DistributedApplicationExecutionContext.FromArgs(args);
         Configuration = new ConfigurationManager();
         Configuration.AddEnvironmentVariables();
-        Configuration.AddCommandLine(args);
+        Configuration.AddCommandLine(configurationArgs);
     }
 
     public string[] Args { get; }
+
+    /// <summary>Run or publish: decided by the command line (<c>publish --output-path DIR</c>).</summary>
+    public DistributedApplicationExecutionContext ExecutionContext { get; }
 
     /// <summary>The AppHost's assembly: where the paths of its projects are recorded.</summary>
     public Assembly AppHostAssembly { get; }
@@ -94,6 +98,13 @@ public sealed class DistributedApplicationBuilder
     /// <summary>A value from <c>Parameters:name</c> in configuration; a secret one is never printed or shown.</summary>
     public IResourceBuilder<ParameterResource> AddParameter(string name, string? defaultValue = null, bool secret = false) =>
         AddResource(new ParameterResource(name, secret, defaultValue));
+
+    /// <summary>
+    /// A connection string from configuration (<c>ConnectionStrings:name</c>) for something outside the application, such as a
+    /// managed Redis; others reference it as they would the resource it stands for. It is secret (it may carry a password).
+    /// </summary>
+    public IResourceBuilder<ConnectionStringParameterResource> AddConnectionString(string name) =>
+        AddResource(new ConnectionStringParameterResource(name));
 
     public IResource? FindResource(string name) => _resources.FirstOrDefault(r => r.Name == name);
 

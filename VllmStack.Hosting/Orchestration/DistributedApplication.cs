@@ -27,8 +27,20 @@ public sealed class DistributedApplication : IAsyncDisposable
     /// <c>--Hosting:RandomizePorts=true</c>).
     public static DistributedApplicationBuilder CreateBuilder(string[] args)
     {
-        var builder = new DistributedApplicationBuilder(args, new DistributedApplicationOptions(), System.Reflection.Assembly.GetEntryAssembly()
-            ?? throw new InvalidOperationException("No entry assembly: use the testing builder outside an AppHost."));
+        var entry = System.Reflection.Assembly.GetEntryAssembly() ?? throw new InvalidOperationException("No entry assembly: use the testing builder outside an AppHost.");
+        DistributedApplicationBuilder builder;
+        try
+        {
+            builder = new DistributedApplicationBuilder(args, new DistributedApplicationOptions(), entry);
+        }
+        catch (Publishing.PublishArgumentException e)
+        {
+            // A command-line mistake: say what is wrong and how the command goes, without a stack trace.
+            Console.Error.WriteLine(e.Message is { Length: > 0 } message ? message + "\n" : "");
+            Console.Error.WriteLine(Publishing.KubernetesPublishOptions.Usage);
+            Environment.Exit(e.Message.Length > 0 ? 2 : 0);
+            throw;
+        }
         var hosting = builder.Configuration.GetSection("Hosting");
         if (hosting["DashboardUrl"] is { } dashboard)
         {
@@ -117,9 +129,14 @@ public sealed class DistributedApplication : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts, then runs until Ctrl-C or SIGTERM, then stops everything.</summary>
+    /// <summary>Starts, then runs until Ctrl-C or SIGTERM, then stops everything; in publish mode, writes the manifests instead.</summary>
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
+        if (_builder.ExecutionContext.PublishOptions is { } publish)
+        {
+            await PublishAsync(publish, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         void OnSignal(PosixSignalContext context)
         {
@@ -140,6 +157,28 @@ public sealed class DistributedApplication : IAsyncDisposable
         Console.WriteLine("Stopping…");
         await StopAsync().ConfigureAwait(false);
         Console.WriteLine("Stopped: every process the app started has exited.");
+    }
+
+    /// <summary>Writes the Kubernetes manifests of the model and says how to build the images and apply them.</summary>
+    private async Task PublishAsync(Publishing.KubernetesPublishOptions options, CancellationToken cancellationToken)
+    {
+        var result = await new Publishing.KubernetesPublisher(_builder, options).PublishAsync(cancellationToken).ConfigureAwait(false);
+        Console.WriteLine($"Wrote {result.Files.Count} files to {result.OutputPath}:");
+        foreach (var file in result.Files)
+        {
+            Console.WriteLine($"  {file}");
+        }
+        foreach (var warning in result.Warnings)
+        {
+            Console.WriteLine($"warning: {warning}");
+        }
+        Console.WriteLine();
+        Console.WriteLine("Images of our services (build and push each with the .NET SDK, see README \"Kubernetes\"):");
+        foreach (var image in result.Images)
+        {
+            Console.WriteLine($"  {image}");
+        }
+        Console.WriteLine($"Fill in {Path.Combine(result.OutputPath, Publishing.ManifestBundle.SecretsFile)}, then: kubectl apply -k {result.OutputPath}");
     }
 
     /// <summary>Stops dependents before what they depend on, then the dashboard.</summary>

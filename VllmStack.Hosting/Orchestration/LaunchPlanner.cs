@@ -29,32 +29,15 @@ public static class LaunchPlanner
                 env[key] = value;
             }
         }
-        var endpoints = resource.Annotations.OfType<EndpointAnnotation>().ToList();
-        foreach (var endpoint in endpoints.Where(e => e.PortEnvironmentVariable is not null))
-        {
-            env[endpoint.PortEnvironmentVariable!] = context.Port(endpoint.Name).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        }
-        if (resource is ProjectResource && endpoints.FirstOrDefault(e => e.Name == "http" && e.PortEnvironmentVariable is null) is not null)
+        if (resource is ProjectResource && resource.Annotations.OfType<EndpointAnnotation>().Any(e => e.Name == "http" && e.PortEnvironmentVariable is null))
         {
             env["ASPNETCORE_URLS"] = $"http://127.0.0.1:{context.Port("http")}";
         }
-        foreach (var reference in resource.Annotations.OfType<ReferenceAnnotation>())
+        foreach (var (key, value) in ModelEnvironment(resource, context))
         {
-            AddReference(env, reference.Resource, context.Runtime);
+            env[key] = value;
         }
-        foreach (var annotation in resource.Annotations.OfType<ControlApiAnnotation>())
-        {
-            env[annotation.EnvironmentVariable] = context.Runtime.ControlApi?.ToString().TrimEnd('/')
-                ?? throw new InvalidOperationException($"Resource '{resource.Name}' needs the control API, which is not running.");
-        }
-        foreach (var annotation in resource.Annotations.OfType<EnvironmentAnnotation>())
-        {
-            foreach (var (key, value) in annotation.Values(context))
-            {
-                env[key] = value;
-            }
-        }
-        var args = resource.Annotations.OfType<ArgsAnnotation>().SelectMany(a => a.Values(context)).ToList();
+        var args = Arguments(resource, context);
 
         var spec = resource.Annotations.OfType<LaunchAnnotation>().LastOrDefault() is { } launch
             ? launch.Resolve(context)
@@ -71,6 +54,40 @@ public static class LaunchPlanner
         }
         return new LaunchPlan(spec, env);
     }
+
+    /// <summary>
+    /// The environment the model itself declares: endpoint ports, references (<c>services__…</c>, <c>ConnectionStrings__…</c>),
+    /// the control API and explicit variables. The publisher evaluates the same in its view of the runtime.
+    /// </summary>
+    public static Dictionary<string, string> ModelEnvironment(IResource resource, ReplicaContext context)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var endpoint in resource.Annotations.OfType<EndpointAnnotation>().Where(e => e.PortEnvironmentVariable is not null))
+        {
+            env[endpoint.PortEnvironmentVariable!] = context.Port(endpoint.Name).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        foreach (var reference in resource.Annotations.OfType<ReferenceAnnotation>())
+        {
+            AddReference(env, reference.Resource, context.Runtime);
+        }
+        foreach (var annotation in resource.Annotations.OfType<ControlApiAnnotation>())
+        {
+            env[annotation.EnvironmentVariable] = context.Runtime.ControlApi?.ToString().TrimEnd('/')
+                ?? throw new InvalidOperationException($"Resource '{resource.Name}' needs the AppHost's control API, which is not running.");
+        }
+        foreach (var annotation in resource.Annotations.OfType<EnvironmentAnnotation>())
+        {
+            foreach (var (key, value) in annotation.Values(context))
+            {
+                env[key] = value;
+            }
+        }
+        return env;
+    }
+
+    /// <summary>The command-line arguments the model declares (after the program's own).</summary>
+    public static List<string> Arguments(IResource resource, ReplicaContext context) =>
+        [.. resource.Annotations.OfType<ArgsAnnotation>().SelectMany(a => a.Values(context))];
 
     public static void AddReference(Dictionary<string, string> env, IResource source, ResourceRuntime runtime)
     {

@@ -11,6 +11,17 @@ namespace VllmStack.Hosting.Orchestration;
 public sealed class ResourceRuntime(IConfiguration configuration)
 {
     private readonly ConcurrentDictionary<string, ResourceSnapshot> _snapshots = new(StringComparer.Ordinal);
+    private Func<IResource, string, Uri>? _publishedEndpoint;
+
+    /// <summary>
+    /// The view the publisher evaluates the model in: an endpoint is its Service's DNS address, and a parameter is a
+    /// <c>$(PARAMETER_…)</c> reference that the pod's environment resolves (from the ConfigMap or Secret holding it).
+    /// </summary>
+    internal static ResourceRuntime ForPublishing(IConfiguration configuration, Func<IResource, string, Uri> serviceEndpoint) =>
+        new(configuration) { _publishedEndpoint = serviceEndpoint };
+
+    /// <summary>True while the publisher evaluates the model (no process runs).</summary>
+    public bool IsPublishing => _publishedEndpoint is not null;
 
     public event Action<ResourceSnapshot>? Changed;
 
@@ -30,6 +41,10 @@ public sealed class ResourceRuntime(IConfiguration configuration)
     /// <summary>URLs of the endpoint on every replica that has a process (starting or running).</summary>
     public IReadOnlyList<Uri> Endpoints(IResource resource, string endpoint = "http")
     {
+        if (_publishedEndpoint is not null)
+        {
+            return [_publishedEndpoint(resource, endpoint)];
+        }
         var scheme = resource.Annotations.OfType<EndpointAnnotation>().FirstOrDefault(e => e.Name == endpoint)?.Scheme ?? "http";
         var snapshot = Get(resource.Name);
         if (snapshot is null)
@@ -45,11 +60,18 @@ public sealed class ResourceRuntime(IConfiguration configuration)
     /// <summary>A setting of the AppHost's own configuration (environment, command line).</summary>
     public string? Setting(string key) => configuration[key];
 
-    public string ParameterValue(ParameterResource parameter) =>
-        configuration[$"Parameters:{parameter.Name}"] is { Length: > 0 } value
+    public string ParameterValue(ParameterResource parameter)
+    {
+        if (IsPublishing)
+        {
+            return ParameterReference.Of(parameter);
+        }
+        var key = parameter.ConfigurationKey;
+        return configuration[key] is { Length: > 0 } value
             ? value
             : parameter.DefaultValue ?? throw new InvalidOperationException(
-                $"Parameter '{parameter.Name}' has no value: set Parameters:{parameter.Name} (e.g. --Parameters:{parameter.Name}=… or Parameters__{parameter.Name}=…).");
+                $"Parameter '{parameter.Name}' has no value: set {key} (e.g. --{key}=… or {key.Replace(":", "__", StringComparison.Ordinal)}=…).");
+    }
 
     /// <summary>Completes when the resource's snapshot satisfies <paramref name="condition"/>.</summary>
     public async Task<ResourceSnapshot> WaitForAsync(string name, Func<ResourceSnapshot, bool> condition, CancellationToken cancellationToken)

@@ -50,7 +50,7 @@ public sealed partial class RedisResource(string name, string? toolManifestDirec
     {
         var endpoint = runtime.Endpoints(this, EndpointName).FirstOrDefault() ?? throw new InvalidOperationException(
             $"Redis '{Name}' is not running yet, so it has no address: make the resources that use it wait for it (.WaitFor({Name})).");
-        var address = $"127.0.0.1:{endpoint.Port.ToString(CultureInfo.InvariantCulture)}";
+        var address = $"{endpoint.Host}:{endpoint.Port.ToString(CultureInfo.InvariantCulture)}";
         return PasswordValue(runtime) is { } password ? $"{address},password={password}" : address;
     }
 

@@ -27,7 +27,23 @@ public sealed class VllmEngineOptions
 
     public int GpuCount { get; set; } = 1;
 
+    /// <summary>Tag of the <c>vllm/vllm-openai</c> image (containers here, Deployments when published).</summary>
     public string ImageTag { get; set; } = "latest";
+
+    /// <summary>Published Deployments: CPU cores requested per replica.</summary>
+    public int CpuCores { get; set; } = 4;
+
+    /// <summary>Published Deployments: memory per replica (request and limit), beside the GPU's own.</summary>
+    public int MemoryGiB { get; set; } = 32;
+
+    /// <summary>Published Deployments: size of the shared Hugging Face cache volume the replicas load weights from.</summary>
+    public int HuggingFaceCacheGiB { get; set; } = 100;
+
+    /// <summary>Published Deployments: in-memory <c>/dev/shm</c> (PyTorch and NCCL share tensors through it).</summary>
+    public int SharedMemoryGiB { get; set; } = 8;
+
+    /// <summary>Published Deployments: how long model download and loading may take before the pod counts as failed.</summary>
+    public TimeSpan StartupBudget { get; set; } = TimeSpan.FromMinutes(30);
 
     public IList<string> ExtraArgs { get; } = [];
 
@@ -53,6 +69,9 @@ public sealed class VllmResource(string name, ParameterResource model, string en
 
     /// <summary>Overrides detection (tests force the simulator even where a GPU path exists).</summary>
     public EngineMode? ForcedMode { get; set; }
+
+    /// <summary>The key engines require on <c>/v1</c> (<c>VLLM_API_KEY</c>); routers to these engines send it.</summary>
+    public ParameterResource? ApiKey { get; set; }
 
     public EngineMode? Mode { get; private set; }
 
@@ -83,9 +102,9 @@ public sealed class VllmResource(string name, ParameterResource model, string en
     }
 
     /// <summary><c>vllm serve</c>'s arguments from the options (the simulator accepts the same ones).</summary>
-    public IReadOnlyList<string> ServeArguments(ResourceRuntime runtime, int port)
+    public IReadOnlyList<string> ServeArguments(ResourceRuntime runtime, string host, int port)
     {
-        List<string> args = [runtime.ParameterValue(Model), "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        List<string> args = [runtime.ParameterValue(Model), "--host", host, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--max-num-seqs", Options.MaxNumSeqs.ToString(System.Globalization.CultureInfo.InvariantCulture)];
         if (Options.MaxModelLen is { } len)
         {
@@ -104,15 +123,16 @@ public sealed class VllmResource(string name, ParameterResource model, string en
     internal LaunchSpec Launch(ReplicaContext context)
     {
         var port = context.Port();
-        var serve = ServeArguments(context.Runtime, port);
+        var serve = ServeArguments(context.Runtime, "127.0.0.1", port);
         switch (Mode ?? throw new InvalidOperationException($"Engine '{Name}' has not been prepared."))
         {
             case EngineMode.Container:
                 var container = ContainerRuntime.Find()!;
                 var model = context.Runtime.ParameterValue(Model);
                 List<string> run = ["run", "--rm", "--gpus", Options.GpuCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    "--ipc=host", "-p", $"127.0.0.1:{port}:8000", $"vllm/vllm-openai:{Options.ImageTag}", "--model", model];
+                    "--ipc=host", "-p", $"127.0.0.1:{port}:8000", "-e", "HF_TOKEN", "-e", "VLLM_API_KEY", $"vllm/vllm-openai:{Options.ImageTag}", "--model", model];
                 // The image's own entry point serves; it listens on 8000, so model, host and port (the first five) are given above.
+                // "-e NAME" passes the variable on from this process's environment, so the key and token stay out of the command line.
                 run.AddRange(serve.Skip(5));
                 return new LaunchSpec(container, run, null, KindDescription);
             case EngineMode.Executable:

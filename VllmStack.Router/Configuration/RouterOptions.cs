@@ -159,8 +159,12 @@ public sealed class ForwardingOptions
 
     public double EjectionMax { get; set; } = 30;
 
-    /// <summary>Bearer key sent to engines in place of the client's Authorization header.</summary>
-    public string? EngineApiKey { get; set; }
+    /// <summary>Bearer key sent to engines in place of the client's Authorization header; empty means none (an unset Secret value).</summary>
+    public string? EngineApiKey
+    {
+        get;
+        set => field = string.IsNullOrEmpty(value) ? null : value;
+    }
 
     public IEnumerable<string> Validate()
     {

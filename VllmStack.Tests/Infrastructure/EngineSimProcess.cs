@@ -38,29 +38,8 @@ public sealed class EngineSimProcess : IAsyncDisposable
     public void Kill() => _program.Kill();
 
     /// <summary>Runs the simulator to completion with arguments that should make it refuse to start.</summary>
-    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IEnumerable<string> args, TimeSpan timeout)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(RepoPaths.ProgramDll("VllmStack.EngineSim"));
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            ProgramProcess.Kill(process);
-            throw new TimeoutException("EngineSim did not exit within " + timeout);
-        }
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    public static Task<(int ExitCode, string Output)> RunToExitAsync(IEnumerable<string> args, TimeSpan timeout) =>
+        ProgramProcess.RunToExitAsync("dotnet", [RepoPaths.ProgramDll("VllmStack.EngineSim"), .. args], timeout);
 
     public async Task<IReadOnlyList<PrometheusSample>> MetricsAsync(CancellationToken cancellationToken = default) =>
         PrometheusTextParser.Parse(await Http.GetStringAsync("metrics", cancellationToken));

@@ -131,6 +131,35 @@ public sealed class ProgramProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Runs a command to completion within <paramref name="timeout"/> (killed by its own id past it): exit code and output,
+    /// standard error appended, or only standard output when <paramref name="outputOnlyOnSuccess"/> and it exits 0.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(string fileName, IEnumerable<string> args, TimeSpan timeout, bool outputOnlyOnSuccess = false)
+    {
+        var info = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"{fileName} did not start.");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Kill(process);
+            throw new TimeoutException($"{fileName} did not exit within {timeout}");
+        }
+        var output = await stdout;
+        var errors = await stderr;
+        return (process.ExitCode, outputOnlyOnSuccess && process.ExitCode == 0 ? output : output + errors);
+    }
+
     /// <summary>Kills the program at once, as a crash would (no graceful shutdown).</summary>
     public void Kill() => Kill(_process);
 

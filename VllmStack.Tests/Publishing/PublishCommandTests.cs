@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using VllmStack.Tests.Infrastructure;
+using static VllmStack.Tests.Publishing.PublishedManifests;
+
+namespace VllmStack.Tests.Publishing;
+
+/// <summary>The publish command's other paths: bad arguments, an external Redis, publishing again, and the image names.</summary>
+public sealed class PublishCommandTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "vllmstack-publish-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData(new string[0], "--output-path is required")]
+    [InlineData(new[] { "--output-path", "x", "--bogus" }, "Unknown publish option '--bogus'")]
+    [InlineData(new[] { "--output-path", "x", "--namespace", "Not_A_Label" }, "--namespace 'Not_A_Label' must be a DNS label")]
+    [InlineData(new[] { "--output-path" }, "--output-path needs a value")]
+    public async Task Bad_arguments_exit_2_with_the_reason_and_the_usage(string[] args, string reason)
+    {
+        var (code, output) = await PublishAsync(args);
+        Assert.Equal(2, code);
+        Assert.Contains(reason, output);
+        Assert.Contains("usage: VllmStack.AppHost publish --output-path DIR", output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
+    public async Task An_external_redis_is_a_connection_string_from_the_secret_and_no_redis_is_deployed()
+    {
+        var output = Path.Combine(_root, "deploy");
+        var (code, text) = await PublishAsync(["--output-path", output, "--Parameters:external-redis=true", "--Parameters:cache=ignored"]);
+        Assert.True(code == 0, text);
+        var objects = ParseYaml(await KustomizeAsync(output));
+        Assert.DoesNotContain(objects, o => Kind(o) == "StatefulSet");
+        var container = objects.Single(o => Kind(o) == "Deployment" && Name(o) == "cacheserver")["spec"]!["template"]!["spec"]!["containers"]![0]!;
+        var env = container["env"]!.AsArray();
+        Assert.Equal("$(PARAMETER_CACHE)", (string?)env.Single(e => (string)e!["name"]! == "ConnectionStrings__cache")!["value"]);
+        Assert.Equal("cache", (string?)env.Single(e => (string)e!["name"]! == "PARAMETER_CACHE")!["valueFrom"]!["secretKeyRef"]!["key"]);
+        Assert.Contains("\ncache=\n", await File.ReadAllTextAsync(Path.Combine(output, "secrets.env")));
+    }
+
+    [Fact]
+    public async Task Publishing_again_keeps_the_secret_values_filled_in_and_rewrites_the_rest()
+    {
+        var output = Path.Combine(_root, "deploy");
+        var (code, text) = await PublishAsync(["--output-path", output]);
+        Assert.True(code == 0, text);
+        var secrets = Path.Combine(output, "secrets.env");
+        await File.WriteAllTextAsync(secrets, (await File.ReadAllTextAsync(secrets)).Replace("hf-token=\n", "hf-token=hf_filled_by_user\n"));
+        (code, text) = await PublishAsync(["--output-path", output, "--Parameters:model=another/model"]);
+        Assert.True(code == 0, text);
+        Assert.Contains("hf-token=hf_filled_by_user\n", await File.ReadAllTextAsync(secrets));
+        Assert.Contains("model=another/model", await File.ReadAllTextAsync(Path.Combine(output, "config", "parameters.env")));
+        var secret = ParseYaml(await KustomizeAsync(output)).Single(o => Kind(o) == "Secret");
+        Assert.Equal("hf_filled_by_user", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String((string)secret["data"]!["hf-token"]!)));
+    }
+
+    [Fact]
+    public async Task The_images_named_in_the_manifests_are_the_ones_the_sdk_container_build_produces()
+    {
+        var output = Path.Combine(_root, "deploy");
+        var (code, text) = await PublishAsync(["--output-path", output, "--registry", "ghcr.io/acme", "--image-tag", "0.9.1"]);
+        Assert.True(code == 0, text);
+        var images = ParseYaml(await KustomizeAsync(output))
+            .Where(o => Kind(o) == "Deployment" && Name(o) != "engine")
+            .Select(o => (string)o["spec"]!["template"]!["spec"]!["containers"]![0]!["image"]!)
+            .ToList();
+        Assert.Equal(3, images.Count);
+        foreach (var project in new[] { "VllmStack.Router", "VllmStack.CacheServer", "VllmStack.Autoscaler" })
+        {
+            // What `dotnet publish -t:PublishContainer -p:ContainerRegistry=ghcr.io/acme -p:ContainerImageTag=0.9.1` would name the image.
+            var (exit, json) = await RunAsync("dotnet", ["msbuild", Path.Combine(RepoPaths.Root, project, project + ".csproj"),
+                "-getProperty:ContainerRepository", "-getProperty:ContainerImageTag", "-getProperty:EnableSdkContainerSupport", "-p:ContainerImageTag=0.9.1"], TimeSpan.FromSeconds(90), separateErrors: true);
+            Assert.True(exit == 0, json);
+            var properties = JsonNode.Parse(json)!["Properties"]!;
+            Assert.Equal("true", (string?)properties["EnableSdkContainerSupport"]);
+            Assert.Contains($"ghcr.io/acme/{(string)properties["ContainerRepository"]!}:{(string)properties["ContainerImageTag"]!}", images);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Text.Json.Nodes;
+using VllmStack.Tests.Infrastructure;
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+
+namespace VllmStack.Tests.Publishing;
+
+/// <summary>
+/// One run of the built AppHost's <c>publish</c> command into a temporary folder, and what <c>kubectl kustomize</c> makes of it:
+/// the objects as JSON (YAML scalars stay strings, so compare numbers as text).
+/// </summary>
+public sealed class PublishedManifests : IAsyncLifetime
+{
+    // Values of the secret parameters given to publish: they must appear in no file it writes.
+    public const string HfTokenSentinel = "hf_SENTINELtokenVALUE123";
+    public const string ApiKeySentinel = "sk-SENTINELengineKEY456";
+    public const string Model = "mistralai/Mistral-7B-Instruct-v0.3";
+
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
+
+    public string Root { get; } = Path.Combine(Path.GetTempPath(), "vllmstack-publish-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public string Output => Path.Combine(Root, "deploy");
+
+    public string PublishOutput { get; private set; } = "";
+
+    public string Yaml { get; private set; } = "";
+
+    public IReadOnlyList<JsonObject> Objects { get; private set; } = [];
+
+    public async Task InitializeAsync()
+    {
+        var (code, output) = await PublishAsync(["--output-path", Output, "--service-monitors", "--namespace", "llm", "--registry", "registry.example.com/acme", "--image-tag", "1.2.3",
+            $"--Parameters:model={Model}", $"--Parameters:hf-token={HfTokenSentinel}", $"--Parameters:engine-api-key={ApiKeySentinel}"]);
+        PublishOutput = output;
+        Assert.True(code == 0, $"publish exited {code}:\n{output}");
+        Yaml = await KustomizeAsync(Output);
+        Objects = ParseYaml(Yaml);
+    }
+
+    public Task DisposeAsync()
+    {
+        if (Directory.Exists(Root))
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+        return Task.CompletedTask;
+    }
+
+    public IEnumerable<JsonObject> OfKind(string kind) => Objects.Where(o => Kind(o) == kind);
+
+    public JsonObject Get(string kind, string name) =>
+        OfKind(kind).SingleOrDefault(o => Name(o) == name) ?? throw new Xunit.Sdk.XunitException($"no {kind} named {name}; have: {string.Join(", ", Objects.Select(o => $"{Kind(o)}/{Name(o)}"))}");
+
+    public static string Kind(JsonNode o) => (string)o["kind"]!;
+
+    public static string Name(JsonNode o) => (string)o["metadata"]!["name"]!;
+
+    /// <summary>Runs the built AppHost (<c>dotnet VllmStack.AppHost.dll publish …</c>); its exit code and output.</summary>
+    public static Task<(int ExitCode, string Output)> PublishAsync(IEnumerable<string> args) =>
+        RunAsync("dotnet", [RepoPaths.ProgramDll("VllmStack.AppHost"), "publish", .. args], Bound);
+
+    public static async Task<string> KustomizeAsync(string directory)
+    {
+        var (code, output) = await RunAsync("kubectl", ["kustomize", directory], TimeSpan.FromSeconds(60), separateErrors: true);
+        Assert.True(code == 0, $"kubectl kustomize {directory} failed:\n{output}");
+        return output;
+    }
+
+    /// <summary>Every document of a YAML stream as JSON.</summary>
+    public static IReadOnlyList<JsonObject> ParseYaml(string yaml)
+    {
+        IParser parser = new Parser(new StringReader(yaml));
+        var deserializer = new DeserializerBuilder().Build();
+        var json = new SerializerBuilder().JsonCompatible().Build();
+        parser.Consume<YamlDotNet.Core.Events.StreamStart>();
+        var objects = new List<JsonObject>();
+        while (parser.Accept<YamlDotNet.Core.Events.DocumentStart>(out _))
+        {
+            if (deserializer.Deserialize<object>(parser) is { } document)
+            {
+                objects.Add(JsonNode.Parse(json.Serialize(document))!.AsObject());
+            }
+        }
+        return objects;
+    }
+
+    public static Task<(int ExitCode, string Output)> RunAsync(string fileName, IEnumerable<string> args, TimeSpan timeout, bool separateErrors = false) =>
+        ProgramProcess.RunToExitAsync(fileName, args, timeout, separateErrors);
+}
