@@ -26,7 +26,8 @@ public sealed class AppModel : IDistributedApplicationModel
         var preset = configuration["Parameters:engine-preset"] ?? "h100-8b";
 
         // Secret parameters: empty means none. Published, they are keys of the Secret the user fills (secrets.env).
-        var hfToken = builder.AddParameter("hf-token", "", secret: true);
+        // The token defaults to the HF_TOKEN of the AppHost's own environment, which engines would otherwise inherit.
+        var hfToken = builder.AddParameter("hf-token", configuration["HF_TOKEN"] ?? "", secret: true);
         var engineApiKey = builder.AddParameter("engine-api-key", "", secret: true);
 
         // Redis runs with the stack, or is an external one given as ConnectionStrings:cache (--Parameters:external-redis=true).
