@@ -44,7 +44,7 @@ public sealed class KubernetesPublisher(DistributedApplicationBuilder builder, K
                 }
                 case RedisResource redis:
                 {
-                    var published = Evaluate(redis, runtime, parameters, extra: [], args: redis.Password is { } password ? [ParameterReference.Of(password)] : []);
+                    var published = Evaluate(redis, runtime, parameters, extra: [], args: Workloads.RedisArguments(redis));
                     bundle.Add(redis.Name + ".yaml", [.. Workloads.Redis(redis, published)]);
                     referenced.UnionWith(published.Environment.Parameters);
                     break;

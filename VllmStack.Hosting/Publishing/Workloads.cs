@@ -134,18 +134,23 @@ internal static class Workloads
     /// <summary>Where the engines' Hugging Face cache volume is mounted (<c>HF_HOME</c>).</summary>
     public const string HuggingFaceHome = "/data/huggingface";
 
+    /// <summary>
+    /// <c>redis-server</c>'s arguments: in memory, like the local one; the password (a parameter reference) when the model
+    /// sets one, else reachable without one from inside the cluster.
+    /// </summary>
+    public static IReadOnlyList<string> RedisArguments(RedisResource redis) =>
+        ["--save", "", "--appendonly", "no", .. redis.Password is { } password ? ["--requirepass", ParameterReference.Of(password)] : new[] { "--protected-mode", "no" }];
+
     /// <summary>An in-memory Redis (no snapshots, like the local one) as a one-replica StatefulSet with a stable name, and its Service.</summary>
     public static IEnumerable<Dictionary<string, object?>> Redis(RedisResource redis, PublishedResource published)
     {
         var name = redis.Name;
-        List<object> args = ["--save", "", "--appendonly", "no"];
-        args.AddRange(redis.Password is { } password ? ["--requirepass", ParameterReference.Of(password)] : ["--protected-mode", "no"]);
         var probe = (int period, int failures) => Map(("tcpSocket", Map(("port", RedisResource.EndpointName))), ("periodSeconds", period), ("failureThreshold", failures));
         var container = Map(
             ("name", "redis"),
             ("image", RedisResource.ContainerImage),
             ("imagePullPolicy", "IfNotPresent"),
-            ("args", args),
+            ("args", published.Args.Cast<object>().ToList()),
             ("env", published.Environment.Env.Count > 0 ? published.Environment.Env : null),
             ("ports", ContainerPorts(redis)),
             ("readinessProbe", probe(5, 3)),

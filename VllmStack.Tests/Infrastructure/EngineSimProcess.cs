@@ -38,8 +38,11 @@ public sealed class EngineSimProcess : IAsyncDisposable
     public void Kill() => _program.Kill();
 
     /// <summary>Runs the simulator to completion with arguments that should make it refuse to start.</summary>
-    public static Task<(int ExitCode, string Output)> RunToExitAsync(IEnumerable<string> args, TimeSpan timeout) =>
-        ProgramProcess.RunToExitAsync("dotnet", [RepoPaths.ProgramDll("VllmStack.EngineSim"), .. args], timeout);
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(IEnumerable<string> args, TimeSpan timeout)
+    {
+        var run = await ProgramProcess.RunToExitAsync("dotnet", [RepoPaths.ProgramDll("VllmStack.EngineSim"), .. args], timeout);
+        return (run.ExitCode, run.Output);
+    }
 
     public async Task<IReadOnlyList<PrometheusSample>> MetricsAsync(CancellationToken cancellationToken = default) =>
         PrometheusTextParser.Parse(await Http.GetStringAsync("metrics", cancellationToken));

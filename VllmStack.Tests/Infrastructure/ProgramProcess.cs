@@ -132,32 +132,38 @@ public sealed class ProgramProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs a command to completion within <paramref name="timeout"/> (killed by its own id past it): exit code and output,
-    /// standard error appended, or only standard output when <paramref name="outputOnlyOnSuccess"/> and it exits 0.
+    /// Runs a command to completion, reading its output as it comes (a full pipe never blocks it). Past
+    /// <paramref name="timeout"/>, or on cancellation, it is killed by its own id (with its children).
     /// </summary>
-    public static async Task<(int ExitCode, string Output)> RunToExitAsync(string fileName, IEnumerable<string> args, TimeSpan timeout, bool outputOnlyOnSuccess = false)
+    public static async Task<CommandRun> RunToExitAsync(string fileName, IEnumerable<string> args, TimeSpan timeout,
+        string? workingDirectory = null, CancellationToken cancellationToken = default)
     {
         var info = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (workingDirectory is not null)
+        {
+            info.WorkingDirectory = workingDirectory;
+        }
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
         }
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"{fileName} did not start.");
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
+        // The readers get no token: they end when the pipes close, which killing the process ensures.
+        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
         try
         {
-            await process.WaitForExitAsync(cts.Token);
+            await process.WaitForExitAsync(deadline.Token);
         }
         catch (OperationCanceledException)
         {
             Kill(process);
-            throw new TimeoutException($"{fileName} did not exit within {timeout}");
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new TimeoutException($"{fileName} {string.Join(' ', info.ArgumentList)} did not exit within {timeout}; killed it.\n{await stderr}");
         }
-        var output = await stdout;
-        var errors = await stderr;
-        return (process.ExitCode, outputOnlyOnSuccess && process.ExitCode == 0 ? output : output + errors);
+        return new CommandRun(process.ExitCode, await stdout, await stderr);
     }
 
     /// <summary>Kills the program at once, as a crash would (no graceful shutdown).</summary>
@@ -192,4 +198,11 @@ public sealed class ProgramProcess : IAsyncDisposable
             // Already gone.
         }
     }
+}
+
+/// <summary>How a command run to completion ended.</summary>
+public sealed record CommandRun(int ExitCode, string StandardOutput, string StandardError)
+{
+    /// <summary>Standard output, then standard error.</summary>
+    public string Output => StandardOutput + StandardError;
 }

@@ -76,10 +76,10 @@ public sealed class PublishCommandTests : IDisposable
         foreach (var project in new[] { "VllmStack.Router", "VllmStack.CacheServer", "VllmStack.Autoscaler" })
         {
             // What `dotnet publish -t:PublishContainer -p:ContainerRegistry=ghcr.io/acme -p:ContainerImageTag=0.9.1` would name the image.
-            var (exit, json) = await RunAsync("dotnet", ["msbuild", Path.Combine(RepoPaths.Root, project, project + ".csproj"),
-                "-getProperty:ContainerRepository", "-getProperty:ContainerImageTag", "-getProperty:EnableSdkContainerSupport", "-p:ContainerImageTag=0.9.1"], TimeSpan.FromSeconds(90), separateErrors: true);
-            Assert.True(exit == 0, json);
-            var properties = JsonNode.Parse(json)!["Properties"]!;
+            var run = await ProgramProcess.RunToExitAsync("dotnet", ["msbuild", Path.Combine(RepoPaths.Root, project, project + ".csproj"),
+                "-getProperty:ContainerRepository", "-getProperty:ContainerImageTag", "-getProperty:EnableSdkContainerSupport", "-p:ContainerImageTag=0.9.1"], TimeSpan.FromSeconds(90));
+            Assert.True(run.ExitCode == 0, run.Output);
+            var properties = JsonNode.Parse(run.StandardOutput)!["Properties"]!;
             Assert.Equal("true", (string?)properties["EnableSdkContainerSupport"]);
             Assert.Contains($"ghcr.io/acme/{(string)properties["ContainerRepository"]!}:{(string)properties["ContainerImageTag"]!}", images);
         }

@@ -57,14 +57,17 @@ public sealed class PublishedManifests : IAsyncLifetime
     public static string Name(JsonNode o) => (string)o["metadata"]!["name"]!;
 
     /// <summary>Runs the built AppHost (<c>dotnet VllmStack.AppHost.dll publish …</c>); its exit code and output.</summary>
-    public static Task<(int ExitCode, string Output)> PublishAsync(IEnumerable<string> args) =>
-        RunAsync("dotnet", [RepoPaths.ProgramDll("VllmStack.AppHost"), "publish", .. args], Bound);
+    public static async Task<(int ExitCode, string Output)> PublishAsync(IEnumerable<string> args)
+    {
+        var run = await ProgramProcess.RunToExitAsync("dotnet", [RepoPaths.ProgramDll("VllmStack.AppHost"), "publish", .. args], Bound);
+        return (run.ExitCode, run.Output);
+    }
 
     public static async Task<string> KustomizeAsync(string directory)
     {
-        var (code, output) = await RunAsync("kubectl", ["kustomize", directory], TimeSpan.FromSeconds(60), separateErrors: true);
-        Assert.True(code == 0, $"kubectl kustomize {directory} failed:\n{output}");
-        return output;
+        var run = await ProgramProcess.RunToExitAsync("kubectl", ["kustomize", directory], TimeSpan.FromSeconds(60));
+        Assert.True(run.ExitCode == 0, $"kubectl kustomize {directory} failed:\n{run.Output}");
+        return run.StandardOutput;
     }
 
     /// <summary>Every document of a YAML stream as JSON.</summary>
@@ -84,7 +87,4 @@ public sealed class PublishedManifests : IAsyncLifetime
         }
         return objects;
     }
-
-    public static Task<(int ExitCode, string Output)> RunAsync(string fileName, IEnumerable<string> args, TimeSpan timeout, bool separateErrors = false) =>
-        ProgramProcess.RunToExitAsync(fileName, args, timeout, separateErrors);
 }

@@ -1,7 +1,7 @@
 using System.ComponentModel;
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using VllmStack.Tests.Infrastructure;
 
 namespace VllmStack.Tests.Publishing;
 
@@ -187,57 +187,16 @@ public static class KubernetesSchemaValidator
         }
     }
 
-    private sealed record ProcessRun(int ExitCode, string StandardOutput, string StandardError);
-
-    /// <summary>
-    /// Runs a program to completion, reading its output as it comes (so a full pipe never blocks it). On timeout or
-    /// cancellation it kills the process tree through its own Process object.
-    /// </summary>
-    private static async Task<ProcessRun> RunAsync(string program, IEnumerable<string> args, string workingDirectory,
-        TimeSpan timeout, CancellationToken ct)
+    /// <summary>node or npm, run to completion by the tests' one process runner; a missing program is said plainly.</summary>
+    private static async Task<CommandRun> RunAsync(string program, IEnumerable<string> args, string workingDirectory, TimeSpan timeout, CancellationToken ct)
     {
-        var info = new ProcessStartInfo(program)
-        {
-            WorkingDirectory = workingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        Process process;
         try
         {
-            process = Process.Start(info) ?? throw new InvalidOperationException($"{program} did not start.");
+            return await ProgramProcess.RunToExitAsync(program, args, timeout, workingDirectory, ct);
         }
         catch (Win32Exception e)
         {
             throw new InvalidOperationException($"Could not start {program}: is node (with npm) on PATH?", e);
-        }
-
-        using (process)
-        {
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            deadline.CancelAfter(timeout);
-            // The readers get no token: they end when the process's pipes close, which killing it ensures.
-            var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-            var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-            try
-            {
-                await process.WaitForExitAsync(deadline.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync(CancellationToken.None);
-                ct.ThrowIfCancellationRequested();
-                throw new TimeoutException(
-                    $"{program} {string.Join(' ', info.ArgumentList)} did not finish within {timeout}; killed it.\n{await stderr}");
-            }
-            return new ProcessRun(process.ExitCode, await stdout, await stderr);
         }
     }
 }
