@@ -72,6 +72,8 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     ModelEndpoints.Map(app, options);
     GenerationEndpoints.Map(app);
     EmbeddingEndpoints.Map(app, options);
+    ScoringEndpoints.Map(app);
+    AudioEndpoints.Map(app);
     TokenizerEndpoints.Map(app, options);
     SleepEndpoints.Map(app);
     app.MapFallback(context => ApiError.NotFound($"No route for {context.Request.Method} {context.Request.Path}.").WriteAsync(context.Response));

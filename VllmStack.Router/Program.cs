@@ -42,6 +42,8 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     // The proxy enforces Router:MaxRequestBodyBytes itself (it stops reading past the limit), so that a chunked
     // body over the limit gets the same OpenAI-style 413 as one that declares its length.
     kestrel.Limits.MaxRequestBodySize = null;
+    // Engines' header values are relayed as the UTF-8 they arrived in (see EngineForwarder), not refused by Kestrel.
+    kestrel.ResponseHeaderEncodingSelector = _ => System.Text.Encoding.UTF8;
     var urlsConfigured = !string.IsNullOrEmpty(builder.Configuration["urls"]) || !string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"])
         || !string.IsNullOrEmpty(builder.Configuration["HTTP_PORTS"]) || !string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_HTTP_PORTS"]);
     if (options.Port is null && urlsConfigured)
@@ -114,6 +116,8 @@ else if (options.RoutingLogic == RoutingPolicyNames.KvAware)
 services.AddSingleton(sp => new RoutingPolicyHolder(options, sp.GetRequiredService<EngineRegistry>(), sp.GetRequiredService<ILogger<RoutingPolicyHolder>>(),
     sp.GetService<KvLookupClient>()));
 services.AddSingleton<EngineForwarder>();
+services.AddSingleton(sp => new ResponseRelay(options.Forwarding, sp.GetRequiredService<RouterMetrics>()));
+services.AddSingleton<OutlierDetector>();
 services.AddSingleton<RouterMetrics>();
 services.AddSingleton<ModelDemand>();
 services.AddSingleton<ProxyEndpoint>();
@@ -138,11 +142,14 @@ if (dynamicSource is not null)
 app.Services.GetRequiredService<RouterMetrics>();
 
 app.UseMiddleware<UnhandledErrorMiddleware>();
+// Answers ASP.NET itself gives without a body (405 for a wrong method, 415, 400 from model binding) get an OpenAI-style one.
+app.UseStatusCodePages(context => ErrorResponses.WriteAsync(context.HttpContext, context.HttpContext.Response.StatusCode,
+    ErrorResponses.DefaultMessage(context.HttpContext)));
 app.UseMiddleware<ClientApiKeyMiddleware>();
 app.MapDefaultEndpoints();
 ProxyEndpoint.Map(app);
 RouterEndpoints.Map(app);
-app.MapFallback(context => ErrorResponses.WriteAsync(context, 404, $"No route for {context.Request.Method} {context.Request.Path}."));
+// No fallback route: unknown paths (404) and wrong methods (405, with Allow) are answered by the status code pages above.
 
 var address = await app.StartAndAnnounceAsync("Router");
 app.Logger.LogInformation("Router ready: url={Url} discovery={Discovery} routing={Routing} engines={Engines}",

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using VllmStack.EngineSim.Configuration;
 using VllmStack.EngineSim.Engine;
@@ -40,14 +39,8 @@ public static class EmbeddingEndpoints
             {
                 throw new ApiException(fault);
             }
-            var started = Stopwatch.GetTimestamp();
             var totalTokens = inputs.Sum(i => i.Length);
-            var ms = options.Latency.PrefillMs(totalTokens);
-            if (ms > 0)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(ms), aborted);
-            }
-            metrics.PromptProcessed(totalTokens, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            await PrefillPass.RunAsync(options, metrics, totalTokens, aborted);
 
             await ModelEndpoints.WriteJson(context, w =>
             {

@@ -35,12 +35,14 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         var requestId = RequestId(context, kind);
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var work = CreateSequences(request);
+        var firstTokenDelay = FaultInjector.FirstTokenDelay(context.Request);
 
         if (request.Stream)
         {
-            await StreamAsync(context, request, work, new StreamContext(requestId, created, request.Target.RequestedName, request.IncludeUsage));
+            await StreamAsync(context, request, work, new StreamContext(requestId, created, request.Target.RequestedName, request.IncludeUsage), firstTokenDelay);
             return;
         }
+        await Task.Delay(firstTokenDelay, aborted);
         var outcomes = await RunAllAsync(work, null, aborted);
         context.Response.ContentType = "application/json";
         await using var writer = JsonWriting.Create(context.Response.BodyWriter);
@@ -102,11 +104,12 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         }
     }
 
-    private async Task StreamAsync(HttpContext context, GenerationRequest request, List<Work> work, StreamContext s)
+    private async Task StreamAsync(HttpContext context, GenerationRequest request, List<Work> work, StreamContext s, TimeSpan firstTokenDelay)
     {
         var aborted = context.RequestAborted;
         await using var sse = new SseWriter(context.Response);
-        sse.Start();
+        await sse.StartAsync(aborted);
+        await Task.Delay(firstTokenDelay, aborted);
         var started = new bool[work.Count];
         var echoed = new bool[work.Count];
         var chat = request.Kind == GenerationKind.Chat;

@@ -11,10 +11,18 @@ internal static class JsonRequest
         {
             throw new ApiException(ApiError.BadRequest($"Content-Type must be application/json, not '{contentType}'."));
         }
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body, cancellationToken);
+        var bytes = body.GetBuffer().AsMemory(0, (int)body.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.Span))
+        {
+            // What vLLM's FastAPI answers for a body it cannot decode (http_exception_handler: the detail, the status's phrase).
+            throw new ApiException(new ApiError(400, "There was an error parsing the body", "Bad Request"));
+        }
         JsonDocument document;
         try
         {
-            document = await JsonDocument.ParseAsync(request.Body, default, cancellationToken);
+            document = JsonDocument.Parse(bytes);
         }
         catch (JsonException e)
         {

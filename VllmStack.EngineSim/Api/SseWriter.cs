@@ -20,12 +20,18 @@ internal sealed class SseWriter : IAsyncDisposable
         _json = JsonWriting.Create(response.BodyWriter);
     }
 
-    public void Start()
+    /// <summary>
+    /// Sends <c>200</c> and the SSE headers now, before the request is queued or prefilled, as vLLM does (its
+    /// <c>StreamingResponse</c> starts when the request is accepted): a client may then wait long for the first token.
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
         _response.StatusCode = StatusCodes.Status200OK;
         _response.ContentType = "text/event-stream; charset=utf-8";
         _response.Headers.CacheControl = "no-cache";
         _response.HttpContext.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await _response.StartAsync(cancellationToken).ConfigureAwait(false);
+        await _response.BodyWriter.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask WriteAsync<TState>(TState state, Action<Utf8JsonWriter, TState> write, CancellationToken cancellationToken)

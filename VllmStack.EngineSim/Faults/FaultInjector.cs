@@ -16,6 +16,9 @@ public sealed class FaultInjector(EngineOptions options)
     /// <summary>Drop the connection after this many generated tokens, as a crashing engine would.</summary>
     public const string AbortAfterTokensHeader = "x-vllmsim-abort-after-tokens";
 
+    /// <summary>Hold the request this many milliseconds before it starts (as a long queue would), after a stream's headers went out.</summary>
+    public const string FirstTokenDelayHeader = "x-vllmsim-first-token-delay-ms";
+
     public ApiError? Check(HttpRequest request, string model)
     {
         if (request.Headers.TryGetValue(ForceStatusHeader, out var forced))
@@ -52,5 +55,16 @@ public sealed class FaultInjector(EngineOptions options)
         return int.TryParse(value.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0
             ? n
             : throw new ApiException(ApiError.BadRequest($"Header {AbortAfterTokensHeader} must be a non-negative integer."));
+    }
+
+    public static TimeSpan FirstTokenDelay(HttpRequest request)
+    {
+        if (!request.Headers.TryGetValue(FirstTokenDelayHeader, out var value))
+        {
+            return TimeSpan.Zero;
+        }
+        return int.TryParse(value.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var ms) && ms >= 0
+            ? TimeSpan.FromMilliseconds(ms)
+            : throw new ApiException(ApiError.BadRequest($"Header {FirstTokenDelayHeader} must be a non-negative integer (milliseconds)."));
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Microsoft.AspNetCore.WebUtilities;
 using VllmStack.ServiceDefaults.Http;
 
 namespace VllmStack.Router.Api;
@@ -18,6 +19,14 @@ public static class ErrorResponses
         }
         return stream.ToArray();
     }
+
+    /// <summary>What a status the framework set without a body means for this request.</summary>
+    public static string DefaultMessage(HttpContext context) => context.Response.StatusCode switch
+    {
+        405 => $"Method {context.Request.Method} is not allowed on {context.Request.Path}; allowed: {context.Response.Headers.Allow}.",
+        404 => $"No route for {context.Request.Method} {context.Request.Path}.",
+        var status => $"{ReasonPhrases.GetReasonPhrase(status)} ({context.Request.Method} {context.Request.Path}).",
+    };
 
     public static async Task WriteAsync(HttpContext context, int status, string message, string? param = null, TimeSpan? retryAfter = null)
     {

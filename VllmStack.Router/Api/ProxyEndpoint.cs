@@ -1,90 +1,59 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Security.Cryptography;
-using System.Text.Json;
-using Microsoft.AspNetCore.Http.Features;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
 using VllmStack.Router.Forwarding;
+using VllmStack.Router.Health;
 using VllmStack.Router.Routing;
 using VllmStack.Router.Stats;
 
 namespace VllmStack.Router.Api;
 
 /// <summary>
-/// The forwarded OpenAI routes: read the body once, route on its model (and session key or prompt), send it to an
-/// engine, fail over before the first byte reaches the client, then relay the response as it arrives.
+/// The forwarded vLLM routes (<see cref="ForwardedRoutes"/>): read and check the request, route on its model (and
+/// session key or prompt), send it to an engine, try another engine only after an engine-side failure before anything
+/// reached the client, then relay the response as it arrives. A request's own problems are answered here with a 4xx
+/// and never count against an engine.
 /// </summary>
 public sealed class ProxyEndpoint(
-    EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, RouterOptions options, RouterMetrics metrics, ModelDemand demand,
-    ILogger<ProxyEndpoint> logger)
+    EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, ResponseRelay relay, OutlierDetector outliers,
+    RouterOptions options, RouterMetrics metrics, ModelDemand demand)
 {
-    public static readonly string[] Paths =
-        ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/v1/score", "/v1/responses", "/tokenize", "/detokenize"];
-
-    private const int RelayBufferSize = 16 * 1024;
-
     public static void Map(IEndpointRouteBuilder app)
     {
-        foreach (var path in Paths)
+        foreach (var route in ForwardedRoutes.All)
         {
-            app.MapPost(path, context => context.RequestServices.GetRequiredService<ProxyEndpoint>().HandleAsync(context));
+            app.MapPost(route.Path, context => context.RequestServices.GetRequiredService<ProxyEndpoint>().HandleAsync(context, route));
         }
     }
 
-    public async Task HandleAsync(HttpContext context)
+    public async Task HandleAsync(HttpContext context, ForwardedRoute route)
     {
         var started = Stopwatch.GetTimestamp();
-        var aborted = context.RequestAborted;
         var requestId = RequestId(context);
         context.Response.Headers[ProxyHeaders.RequestId] = requestId;
-
-        var declared = context.Request.ContentLength;
-        if (declared > options.MaxRequestBodyBytes)
-        {
-            await Reject(context, 413, "body_too_large", $"The request body ({declared} bytes) exceeds the limit of {options.MaxRequestBodyBytes} bytes.");
-            return;
-        }
-        byte[]? buffer;
-        int length;
+        ClientRequest request;
         try
         {
-            (buffer, length) = await ReadBodyAsync(context.Request, aborted);
+            request = route.Body == RequestBodyKind.Json
+                ? await JsonRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.SessionKey, policies.NeedsPrompt, context.RequestAborted)
+                : await MultipartRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.MaxUploadBodyBytes, context.RequestAborted);
         }
-        catch (BadHttpRequestException e)
+        catch (ClientRequestException e)
         {
-            // Kestrel's own limits (size, rate, malformed chunking) still get an OpenAI-style answer.
-            await Reject(context, e.StatusCode, "bad_request", e.Message);
+            await Reject(context, e.Status, e.Reason, e.Message, e.Param);
             return;
         }
-        if (buffer is null)
+        using (request)
         {
-            await Reject(context, 413, "body_too_large", $"The request body exceeds the limit of {options.MaxRequestBodyBytes} bytes.");
-            return;
-        }
-        try
-        {
-            await RouteAsync(context, buffer.AsMemory(0, length), requestId, started);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+            await RouteAsync(context, route, request, requestId, started);
         }
     }
 
-    private async Task RouteAsync(HttpContext context, ReadOnlyMemory<byte> body, string requestId, long started)
+    private async Task RouteAsync(HttpContext context, ForwardedRoute route, ClientRequest request, string requestId, long started)
     {
         var aborted = context.RequestAborted;
-        InspectedRequest inspected;
-        try
-        {
-            inspected = RequestInspector.Inspect(body.Span, options.SessionKey, policies.NeedsPrompt);
-        }
-        catch (JsonException e)
-        {
-            await Reject(context, 400, "bad_request", $"The request body is not valid JSON: {e.Message}");
-            return;
-        }
+        var inspected = request.Inspected;
         var model = inspected.Model ?? SoleModel();
         if (model is null)
         {
@@ -94,213 +63,149 @@ public sealed class ProxyEndpoint(
         var serving = registry.Engines.Where(e => e.Serves(model)).ToList();
         if (serving.Count == 0)
         {
-            if (registry.Engines.Any(e => !e.ModelsKnown))
-            {
-                demand.RecordUnserved(model);
-                await Reject(context, 503, "engines_starting", $"No engine has reported model `{model}` yet; engines are starting.", retryAfter: TimeSpan.FromSeconds(2));
-            }
-            else if (demand.IsKnown(model))
-            {
-                demand.RecordUnserved(model);
-                await Reject(context, 503, "scaled_to_zero", $"No engine runs `{model}` right now (scaled to zero); one is being started, retry shortly.",
-                    retryAfter: TimeSpan.FromSeconds(options.ScaledToZeroRetryAfter));
-            }
-            else
-            {
-                await Reject(context, 404, "model_not_found", $"The model `{model}` does not exist.", "model");
-            }
+            await RejectUnservedAsync(context, model);
             return;
         }
         demand.Served(model);
         var session = context.Request.Headers.TryGetValue(options.SessionKey, out var header) && header.ToString() is { Length: > 0 } key ? key : inspected.SessionKey;
-        var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, body);
+        var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, request.JsonBody);
         var tried = new HashSet<int>();
         string? lastError = null;
-        for (var attempt = 1; attempt <= options.Forwarding.MaxAttempts; attempt++)
+        for (var attempt = 1; attempt <= options.Forwarding.MaxAttempts && request.CanResend; attempt++)
         {
-            var now = DateTimeOffset.UtcNow;
-            var candidates = serving.Where(e => e.IsRoutable(now) && !tried.Contains(e.Id)).ToList();
+            var candidates = outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out var panic);
             if (candidates.Count == 0)
             {
                 if (attempt == 1)
                 {
-                    var soonest = serving.Select(e => e.EjectedUntil - now).Where(t => t > TimeSpan.Zero).DefaultIfEmpty(TimeSpan.FromSeconds(options.HealthProbeInterval)).Min();
                     demand.RecordUnserved(model);
-                    await Reject(context, 503, "no_healthy_engine", $"No healthy engine serves `{model}` right now.", retryAfter: soonest);
+                    await Reject(context, 503, "no_healthy_engine", $"No healthy engine serves `{model}` right now.",
+                        retryAfter: TimeSpan.FromSeconds(options.HealthProbeInterval));
                     return;
                 }
                 break;
             }
+            if (panic)
+            {
+                metrics.PanicRouted();
+            }
             var engine = await policies.Current.ChooseAsync(routing, candidates, aborted);
             tried.Add(engine.Id);
             engine.BeginRequest();
-            var ended = false;
+            var engineFailed = false;
             try
             {
                 engine.Stats.Arrived();
                 metrics.Incoming(engine);
                 var routed = Stopwatch.GetTimestamp();
-                var (outcome, response, error) = await forwarder.SendAsync(context.Request, engine.Url, body, requestId, aborted);
-                if (outcome == AttemptOutcome.Unreachable)
+                var result = await forwarder.SendAsync(context.Request, engine.Url, route.Path, request.CreateContent(), requestId, aborted);
+                switch (result.Error)
                 {
-                    Failed(engine, "unreachable", error);
-                    lastError = $"{engine.Name}: {error}";
-                    continue;
+                    case AttemptError.Canceled:
+                        return;
+                    case AttemptError.RequestCreation:
+                        // Nothing reached the engine that it could be blamed for.
+                        await Reject(context, 400, "request_not_forwardable", $"The request could not be forwarded as sent: {result.Detail}");
+                        return;
+                    case AttemptError.ClientBody:
+                        if (!aborted.IsCancellationRequested)
+                        {
+                            var tooLarge = request.LastStreamedContent?.ClientFailure?.TooLarge == true;
+                            await Reject(context, tooLarge ? 413 : 400, tooLarge ? "body_too_large" : "bad_request", result.Detail!);
+                        }
+                        return;
+                    case AttemptError.ResponseHeadersTimeout:
+                        engineFailed = true;
+                        outliers.Failed(engine, model, EngineFailureKind.ResponseHeadersTimeout, result.Detail!);
+                        await Reject(context, 504, "engine_timeout", $"The engine did not answer in time ({result.Detail}).");
+                        return;
+                    case AttemptError.ConnectFailure or AttemptError.ResetBeforeHeaders:
+                        engineFailed = true;
+                        var kind = result.Error == AttemptError.ConnectFailure ? EngineFailureKind.ConnectFailure : EngineFailureKind.ResetBeforeHeaders;
+                        outliers.Failed(engine, model, kind, result.Detail!);
+                        metrics.Retried(engine, kind.Reason());
+                        lastError = $"{engine.Name}: {result.Detail}";
+                        continue;
                 }
-                if (outcome == AttemptOutcome.TimedOut)
+                using var response = result.Response!;
+                var status = (int)response.StatusCode;
+                if (status is 502 or 503 or 504)
                 {
-                    Failed(engine, "timeout", error);
-                    await Reject(context, 504, "engine_timeout", $"The engine did not answer in time ({error}).");
-                    return;
-                }
-                using (response)
-                {
-                    var status = (int)response!.StatusCode;
-                    if (status >= 500 && attempt < options.Forwarding.MaxAttempts && serving.Any(e => e.IsRoutable(now) && !tried.Contains(e.Id)))
+                    engineFailed = true;
+                    outliers.Failed(engine, model, EngineFailureKind.GatewayStatus, $"status {status}");
+                    if (attempt < options.Forwarding.MaxAttempts && request.CanResend && outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out _).Count > 0)
                     {
-                        Failed(engine, $"status_{status}", $"status {status}");
+                        metrics.Retried(engine, $"status_{status}");
                         lastError = $"{engine.Name}: status {status}";
                         continue;
                     }
-                    await RelayAsync(context, engine, response, started, routed);
-                    ended = true;
+                }
+                else if (status >= 500)
+                {
+                    // Relayed as the engine wrote it and not retried: it may be the request's fault. A streak of them is the engine's.
+                    outliers.Failed(engine, model, EngineFailureKind.ServerErrorStatus, $"status {status}");
+                }
+                else
+                {
+                    outliers.Answered(engine);
+                }
+                var headersAt = Stopwatch.GetTimestamp();
+                metrics.AddedLatency(Stopwatch.GetElapsedTime(started, routed).TotalSeconds + Stopwatch.GetElapsedTime(headersAt).TotalSeconds);
+                var relayed = await relay.RelayAsync(context, response);
+                if (relayed.EngineFailure is { } failure)
+                {
+                    engineFailed = true;
+                    outliers.Failed(engine, model, failure, relayed.Detail!);
+                    metrics.Rejected("engine_failed_mid_response");
                     return;
                 }
-            }
-            catch (OperationCanceledException) when (aborted.IsCancellationRequested)
-            {
-                // The client left while the engine was still working: not the engine's failure.
-                ended = true;
+                if (!relayed.ClientLeft)
+                {
+                    Completed(engine, started, relayed);
+                }
                 return;
             }
             finally
             {
-                if (!ended)
+                if (engineFailed)
                 {
                     engine.Stats.Failed();
                 }
                 engine.EndRequest();
             }
         }
-        await Reject(context, 502, "engines_unreachable", $"No engine serving `{model}` could be reached ({lastError}).");
+        await Reject(context, 502, "engines_unreachable", request.CanResend
+            ? $"No engine serving `{model}` could take the request ({lastError})."
+            : $"The engine failed while the upload was being sent, and an upload cannot be sent twice ({lastError}).");
     }
 
-    private void Failed(Engine engine, string reason, string? detail)
+    private void Completed(Engine engine, long started, RelayResult relayed)
     {
-        var ejected = engine.RecordFailure(DateTimeOffset.UtcNow,
-            TimeSpan.FromSeconds(options.Forwarding.EjectionBase), TimeSpan.FromSeconds(options.Forwarding.EjectionMax));
-        metrics.Retried(engine, reason);
-        logger.LogWarning("Engine {Engine} failed ({Reason}: {Detail}); ejected for {Seconds:F1} s", engine.Name, reason, detail, ejected.TotalSeconds);
+        var latency = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        engine.Stats.Completed(latency,
+            relayed.FirstByte == 0 ? null : Stopwatch.GetElapsedTime(started, relayed.FirstByte).TotalSeconds,
+            relayed.Chunks > 1 ? Stopwatch.GetElapsedTime(relayed.FirstByte, relayed.LastByte).TotalSeconds / (relayed.Chunks - 1) : null,
+            relayed.Chunks - 1);
+        metrics.Completed(engine, latency);
     }
 
-    /// <summary>Relays status, headers and body as they arrive; server-sent events are flushed chunk by chunk.</summary>
-    private async Task RelayAsync(HttpContext context, Engine engine, HttpResponseMessage response, long started, long routed)
+    /// <summary>No engine serves the model: starting (503), scaled to zero (503, counted as demand) or unknown (404).</summary>
+    private async Task RejectUnservedAsync(HttpContext context, string model)
     {
-        var aborted = context.RequestAborted;
-        var status = (int)response.StatusCode;
-        if (status >= 500)
+        if (registry.Engines.Any(e => !e.ModelsKnown))
         {
-            engine.RecordFailure(DateTimeOffset.UtcNow, TimeSpan.FromSeconds(options.Forwarding.EjectionBase), TimeSpan.FromSeconds(options.Forwarding.EjectionMax));
+            demand.RecordUnserved(model);
+            await Reject(context, 503, "engines_starting", $"No engine has reported model `{model}` yet; engines are starting.", retryAfter: TimeSpan.FromSeconds(2));
+        }
+        else if (demand.IsKnown(model))
+        {
+            demand.RecordUnserved(model);
+            await Reject(context, 503, "scaled_to_zero", $"No engine runs `{model}` right now (scaled to zero); one is being started, retry shortly.",
+                retryAfter: TimeSpan.FromSeconds(options.ScaledToZeroRetryAfter));
         }
         else
         {
-            engine.RecordSuccess();
-        }
-        var headersAt = Stopwatch.GetTimestamp();
-        context.Response.StatusCode = status;
-        ProxyHeaders.CopyToClient(response, context.Response);
-        var streaming = response.Content.Headers.ContentType?.MediaType == "text/event-stream";
-        if (streaming)
-        {
-            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-            // Headers go out now: the client learns the request is accepted before the first token.
-            await context.Response.StartAsync(aborted);
-        }
-        metrics.AddedLatency(Stopwatch.GetElapsedTime(started, routed).TotalSeconds + Stopwatch.GetElapsedTime(headersAt).TotalSeconds);
-
-        var buffer = ArrayPool<byte>.Shared.Rent(RelayBufferSize);
-        long first = 0;
-        long last = 0;
-        var chunks = 0;
-        try
-        {
-            await using var upstream = await response.Content.ReadAsStreamAsync(aborted);
-            using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-            var idleTimeout = TimeSpan.FromSeconds(options.Forwarding.IdleTimeout);
-            while (true)
-            {
-                idle.CancelAfter(idleTimeout);
-                int read;
-                try
-                {
-                    read = await upstream.ReadAsync(buffer, idle.Token);
-                }
-                catch (Exception e) when (!aborted.IsCancellationRequested && e is IOException or HttpRequestException or OperationCanceledException)
-                {
-                    await EngineFailedMidStreamAsync(context, engine, streaming, e is OperationCanceledException ? "idle timeout" : e.Message);
-                    return;
-                }
-                if (read == 0)
-                {
-                    break;
-                }
-                var now = Stopwatch.GetTimestamp();
-                if (first == 0)
-                {
-                    first = now;
-                }
-                last = now;
-                chunks++;
-                await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), aborted);
-                if (streaming)
-                {
-                    await context.Response.Body.FlushAsync(aborted);
-                }
-            }
-            var latency = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            engine.Stats.Completed(latency,
-                first == 0 ? null : Stopwatch.GetElapsedTime(started, first).TotalSeconds,
-                chunks > 1 ? Stopwatch.GetElapsedTime(first, last).TotalSeconds / (chunks - 1) : null,
-                chunks - 1);
-            metrics.Completed(engine, latency);
-        }
-        catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)
-        {
-            // The client left: disposing the upstream response closes the engine connection, which aborts the request there.
-            logger.LogDebug("Client left request {RequestId} to {Engine}", context.Response.Headers[ProxyHeaders.RequestId].ToString(), engine.Name);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>
-    /// Bytes already reached the client, so there is no retry: a stream ends with an error frame and [DONE]
-    /// (clients stop cleanly instead of hanging); any other body is cut, so the client cannot take it as whole.
-    /// </summary>
-    private async Task EngineFailedMidStreamAsync(HttpContext context, Engine engine, bool streaming, string reason)
-    {
-        engine.RecordFailure(DateTimeOffset.UtcNow, TimeSpan.FromSeconds(options.Forwarding.EjectionBase), TimeSpan.FromSeconds(options.Forwarding.EjectionMax));
-        metrics.Rejected("engine_failed_mid_stream");
-        logger.LogWarning("Engine {Engine} failed mid-response: {Reason}", engine.Name, reason);
-        if (!streaming)
-        {
-            context.Abort();
-            return;
-        }
-        var frame = ErrorResponses.Body(502, $"The engine failed while streaming the response: {reason}");
-        var body = context.Response.Body;
-        try
-        {
-            await body.WriteAsync("data: "u8.ToArray(), context.RequestAborted);
-            await body.WriteAsync(frame, context.RequestAborted);
-            await body.WriteAsync("\n\ndata: [DONE]\n\n"u8.ToArray(), context.RequestAborted);
-            await body.FlushAsync(context.RequestAborted);
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException)
-        {
-            // The client is gone too.
+            await Reject(context, 404, "model_not_found", $"The model `{model}` does not exist.", "model");
         }
     }
 
@@ -315,41 +220,6 @@ public sealed class ProxyEndpoint(
     {
         var models = registry.Engines.SelectMany(e => e.ModelInfos).Where(m => m.Parent is null).Select(m => m.Id).Distinct().Take(2).ToList();
         return models.Count == 1 ? models[0] : null;
-    }
-
-    /// <summary>Reads the whole body into a pooled buffer (routing needs it, a retry resends it); null when over the limit.</summary>
-    private async Task<(byte[]? Buffer, int Length)> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
-    {
-        var limit = options.MaxRequestBodyBytes;
-        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(limit + 1, Math.Max(4096, request.ContentLength ?? 16 * 1024)));
-        var length = 0;
-        while (true)
-        {
-            if (length == buffer.Length)
-            {
-                if (length > limit)
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    return (null, 0);
-                }
-                var bigger = ArrayPool<byte>.Shared.Rent((int)Math.Min(limit + 1, (long)buffer.Length * 2));
-                buffer.AsSpan(0, length).CopyTo(bigger);
-                ArrayPool<byte>.Shared.Return(buffer);
-                buffer = bigger;
-            }
-            var read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken);
-            if (read == 0)
-            {
-                break;
-            }
-            length += read;
-        }
-        if (length > limit)
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            return (null, 0);
-        }
-        return (buffer, length);
     }
 
     private static string RequestId(HttpContext context) =>

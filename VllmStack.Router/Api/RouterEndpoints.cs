@@ -87,7 +87,9 @@ public static class RouterEndpoints
             w.WriteEndArray();
             w.WriteString("health", engine.IsRoutable(now) ? "healthy" : !engine.ModelsKnown ? "starting" : !engine.ProbeHealthy ? "unhealthy" : "ejected");
             w.WriteBoolean("routable", engine.IsRoutable(now));
-            w.WriteNumber("consecutive_failures", engine.ConsecutiveFailures);
+            w.WriteNumber("consecutive_gateway_failures", engine.ConsecutiveGatewayFailures);
+            w.WriteNumber("consecutive_5xx", engine.Consecutive5xx);
+            w.WriteNumber("ejections", engine.Ejections);
             if (engine.IsEjected(now))
             {
                 w.WriteString("ejected_until", engine.EjectedUntil);

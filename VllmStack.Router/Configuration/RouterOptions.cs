@@ -62,7 +62,12 @@ public sealed class RouterOptions
     /// <summary>Largest request body accepted, in bytes (413 beyond).</summary>
     public long MaxRequestBodyBytes { get; set; } = 16 * 1024 * 1024;
 
-    public ForwardingOptions Forwarding { get; set; } = new();
+    /// <summary>Largest multipart upload (audio transcription and translation) accepted, in bytes (413 beyond); streamed, not held.</summary>
+    public long MaxUploadBodyBytes { get; set; } = 32 * 1024 * 1024;
+
+    public Forwarding.ForwardingOptions Forwarding { get; set; } = new();
+
+    public Health.OutlierDetectionOptions OutlierDetection { get; set; } = new();
 
     public Routing.SessionRoutingOptions Session { get; set; } = new();
 
@@ -129,56 +134,13 @@ public sealed class RouterOptions
         {
             yield return "intervals, windows and timeouts must be positive";
         }
-        if (MaxRequestBodyBytes < 1024)
+        if (MaxRequestBodyBytes < 1024 || MaxUploadBodyBytes < 1024)
         {
-            yield return "MaxRequestBodyBytes must be at least 1024";
+            yield return "MaxRequestBodyBytes and MaxUploadBodyBytes must be at least 1024";
         }
-        foreach (var problem in Forwarding.Validate())
+        foreach (var problem in Forwarding.Validate().Concat(OutlierDetection.Validate()))
         {
             yield return problem;
-        }
-    }
-}
-
-public sealed class ForwardingOptions
-{
-    /// <summary>Seconds to open a connection to an engine.</summary>
-    public double ConnectTimeout { get; set; } = 5;
-
-    /// <summary>Seconds until the engine's response headers (a non-streaming request gets them when generation ends).</summary>
-    public double ResponseHeadersTimeout { get; set; } = 600;
-
-    /// <summary>Seconds without a byte from the engine while its body streams.</summary>
-    public double IdleTimeout { get; set; } = 60;
-
-    /// <summary>Engines tried for one request: a connection failure or a 5xx before any byte reached the client moves on.</summary>
-    public int MaxAttempts { get; set; } = 3;
-
-    /// <summary>First ejection of a failing engine, in seconds; doubles per consecutive failure up to <see cref="EjectionMax"/>.</summary>
-    public double EjectionBase { get; set; } = 1;
-
-    public double EjectionMax { get; set; } = 30;
-
-    /// <summary>Bearer key sent to engines in place of the client's Authorization header; empty means none (an unset Secret value).</summary>
-    public string? EngineApiKey
-    {
-        get;
-        set => field = string.IsNullOrEmpty(value) ? null : value;
-    }
-
-    public IEnumerable<string> Validate()
-    {
-        if (ConnectTimeout <= 0 || ResponseHeadersTimeout <= 0 || IdleTimeout <= 0)
-        {
-            yield return "Forwarding timeouts must be positive";
-        }
-        if (MaxAttempts < 1)
-        {
-            yield return "Forwarding:MaxAttempts must be at least 1";
-        }
-        if (EjectionBase <= 0 || EjectionMax < EjectionBase)
-        {
-            yield return "Forwarding:EjectionBase must be positive and not above EjectionMax";
         }
     }
 }

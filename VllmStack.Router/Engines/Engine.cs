@@ -19,7 +19,9 @@ public sealed class Engine
     private IReadOnlyList<ModelInfo> _modelInfos = [];
     private EngineLoad _load = EngineLoad.Unknown;
     private int _inFlight;
-    private int _consecutiveFailures;
+    private int _consecutiveGatewayFailures;
+    private int _consecutive5xx;
+    private int _ejections;
     private long _ejectedUntilTicks;
 
     public Engine(int id, Uri url)
@@ -52,7 +54,14 @@ public sealed class Engine
     /// <summary>Requests this router has sent to the engine and not yet finished.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
 
-    public int ConsecutiveFailures => Volatile.Read(ref _consecutiveFailures);
+    /// <summary>Gateway failures since the engine last answered (see <c>Health.EngineFailureKind</c>).</summary>
+    public int ConsecutiveGatewayFailures => Volatile.Read(ref _consecutiveGatewayFailures);
+
+    /// <summary>Failures and 5xx answers of any kind since the engine last answered otherwise.</summary>
+    public int Consecutive5xx => Volatile.Read(ref _consecutive5xx);
+
+    /// <summary>Ejections since the engine last answered well; each doubles the next one's length.</summary>
+    public int Ejections => Volatile.Read(ref _ejections);
 
     public DateTimeOffset EjectedUntil => new(Volatile.Read(ref _ejectedUntilTicks), TimeSpan.Zero);
 
@@ -95,22 +104,40 @@ public sealed class Engine
 
     public void EndRequest() => Interlocked.Decrement(ref _inFlight);
 
-    /// <summary>Passive health: each consecutive failure doubles the ejection, from <paramref name="baseDelay"/> up to <paramref name="maxDelay"/>.</summary>
-    public TimeSpan RecordFailure(DateTimeOffset now, TimeSpan baseDelay, TimeSpan maxDelay)
+    /// <summary>Counts one engine-side failure; returns the consecutive gateway failures and 5xx answers after it.</summary>
+    public (int GatewayFailures, int ServerErrors) CountFailure(bool gatewayFailure)
     {
-        var failures = Interlocked.Increment(ref _consecutiveFailures);
-        var delay = TimeSpan.FromTicks(Math.Min(maxDelay.Ticks, baseDelay.Ticks * (1L << Math.Min(failures - 1, 20))));
-        Volatile.Write(ref _ejectedUntilTicks, (now + delay).UtcTicks);
-        return delay;
+        var gateway = 0;
+        if (gatewayFailure)
+        {
+            gateway = Interlocked.Increment(ref _consecutiveGatewayFailures);
+        }
+        else
+        {
+            // A 5xx answer still shows the engine reachable: the gateway streak ends.
+            Volatile.Write(ref _consecutiveGatewayFailures, 0);
+        }
+        return (gateway, Interlocked.Increment(ref _consecutive5xx));
     }
 
-    public void RecordSuccess()
+    /// <summary>The engine answered (any status below 500): its failure streaks and ejection back-off start over.</summary>
+    public void CountAnswer()
     {
-        if (Volatile.Read(ref _consecutiveFailures) != 0)
+        if (Volatile.Read(ref _consecutiveGatewayFailures) != 0 || Volatile.Read(ref _consecutive5xx) != 0 || Volatile.Read(ref _ejections) != 0)
         {
-            Volatile.Write(ref _consecutiveFailures, 0);
-            Volatile.Write(ref _ejectedUntilTicks, 0);
+            Volatile.Write(ref _consecutiveGatewayFailures, 0);
+            Volatile.Write(ref _consecutive5xx, 0);
+            Volatile.Write(ref _ejections, 0);
         }
+    }
+
+    /// <summary>Takes the engine out of routing: <paramref name="baseDelay"/> doubled per ejection without an answer in between, at most <paramref name="maxDelay"/>.</summary>
+    public TimeSpan Eject(DateTimeOffset now, TimeSpan baseDelay, TimeSpan maxDelay)
+    {
+        var ejections = Interlocked.Increment(ref _ejections);
+        var delay = TimeSpan.FromTicks(Math.Min(maxDelay.Ticks, baseDelay.Ticks * (1L << Math.Min(ejections - 1, 20))));
+        Volatile.Write(ref _ejectedUntilTicks, (now + delay).UtcTicks);
+        return delay;
     }
 
     /// <summary>Request figures the router measured for this engine (QPS, latency, TTFT, ITL).</summary>

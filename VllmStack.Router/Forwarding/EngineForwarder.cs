@@ -1,25 +1,42 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using VllmStack.Router.Configuration;
 
 namespace VllmStack.Router.Forwarding;
 
 /// <summary>How one attempt at an engine ended before anything reached the client.</summary>
-public enum AttemptOutcome
+public enum AttemptError
 {
-    /// <summary>Response headers arrived (any status); the response is to be relayed or, for a 5xx, maybe retried.</summary>
-    Response,
+    /// <summary>Response headers arrived (any status).</summary>
+    None,
 
-    /// <summary>The engine could not be reached or dropped the connection before answering: try another.</summary>
-    Unreachable,
+    /// <summary>The connection could not be opened: engine-side, and the request never left, so it may go elsewhere.</summary>
+    ConnectFailure,
 
-    /// <summary>No response headers within the timeout.</summary>
-    TimedOut,
+    /// <summary>The connection broke before response headers: engine-side.</summary>
+    ResetBeforeHeaders,
+
+    /// <summary>No response headers within <c>Forwarding:ResponseHeadersTimeout</c>: engine-side.</summary>
+    ResponseHeadersTimeout,
+
+    /// <summary>The outgoing request could not be built or sent as given (a header, the URL): the request's problem.</summary>
+    RequestCreation,
+
+    /// <summary>The client's own body failed or grew too large while it streamed: the request's problem.</summary>
+    ClientBody,
+
+    /// <summary>The client left.</summary>
+    Canceled,
 }
 
+/// <summary>The end of one attempt: the response (headers in, body still streaming) or why there is none.</summary>
+public sealed record AttemptResult(HttpResponseMessage? Response, AttemptError Error, string? Detail = null);
+
 /// <summary>
-/// Sends requests to engines over pooled keep-alive connections. The request body is the buffered original,
-/// so an attempt can be repeated on another engine; the response is returned as soon as its headers arrive,
-/// its body still streaming.
+/// Sends requests to engines over pooled keep-alive connections and tells engine-side failures from the request's own:
+/// the router judges an engine only by the first kind. Header values travel as UTF-8 bytes, as clients sent them
+/// (Kestrel decodes them as UTF-8; vLLM's uvicorn accepts such bytes), so an unusual header never stops a request.
 /// </summary>
 public sealed class EngineForwarder : IDisposable
 {
@@ -32,7 +49,9 @@ public sealed class EngineForwarder : IDisposable
         _invoker = new HttpMessageInvoker(new SocketsHttpHandler
         {
             ConnectTimeout = TimeSpan.FromSeconds(_options.ConnectTimeout),
-            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(90),
+            // Under uvicorn's keep-alive (vLLM: VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5 s), so the router never reuses a
+            // connection the engine is closing.
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(4),
             // Re-resolve DNS now and then: engine Services and pods move.
             PooledConnectionLifetime = TimeSpan.FromMinutes(10),
             MaxConnectionsPerServer = int.MaxValue,
@@ -40,39 +59,91 @@ public sealed class EngineForwarder : IDisposable
             AllowAutoRedirect = false,
             UseCookies = false,
             UseProxy = false,
+            RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8,
+            ResponseHeaderEncodingSelector = (_, _) => Encoding.UTF8,
         }, disposeHandler: true);
     }
 
-    public async Task<(AttemptOutcome Outcome, HttpResponseMessage? Response, string? Error)> SendAsync(
-        HttpRequest client, Uri engine, ReadOnlyMemory<byte> body, string requestId, CancellationToken clientAborted)
+    /// <summary>
+    /// Sends <paramref name="content"/> to <paramref name="path"/> on <paramref name="engine"/> with the client's end-to-end
+    /// headers; returns when response headers arrive. Never throws for a failed attempt: <see cref="AttemptResult.Error"/> says why.
+    /// </summary>
+    public async Task<AttemptResult> SendAsync(HttpRequest client, Uri engine, string path, HttpContent content, string requestId, CancellationToken clientAborted)
     {
-        var target = new Uri(engine, client.Path.Value!.TrimStart('/') + client.QueryString.Value);
-        using var upstream = new HttpRequestMessage(new HttpMethod(client.Method), target)
-        {
-            Version = HttpVersion.Version11,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-        };
-        if (!body.IsEmpty || client.ContentLength is not null)
-        {
-            upstream.Content = new ReadOnlyMemoryContent(body);
-        }
-        ProxyHeaders.CopyToUpstream(client.Headers, upstream, requestId, _options.EngineApiKey);
-
-        using var headersTimeout = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
-        headersTimeout.CancelAfter(TimeSpan.FromSeconds(_options.ResponseHeadersTimeout));
+        HttpRequestMessage upstream;
         try
         {
-            var response = await _invoker.SendAsync(upstream, headersTimeout.Token).ConfigureAwait(false);
-            return (AttemptOutcome.Response, response, null);
+            upstream = new HttpRequestMessage(HttpMethod.Post, new Uri(engine, path.TrimStart('/') + client.QueryString.Value))
+            {
+                Version = HttpVersion.Version11,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = content,
+            };
+            ProxyHeaders.CopyToUpstream(client.Headers, upstream, requestId, _options.EngineApiKey);
         }
-        catch (HttpRequestException e)
+        catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
         {
-            return (AttemptOutcome.Unreachable, null, e.Message);
+            content.Dispose();
+            return new AttemptResult(null, AttemptError.RequestCreation, e.Message);
         }
-        catch (OperationCanceledException) when (!clientAborted.IsCancellationRequested)
+
+        using (upstream)
         {
-            return (AttemptOutcome.TimedOut, null, $"no response headers within {_options.ResponseHeadersTimeout} s");
+            using var headersTimeout = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
+            headersTimeout.CancelAfter(TimeSpan.FromSeconds(_options.ResponseHeadersTimeout));
+            try
+            {
+                var response = await _invoker.SendAsync(upstream, headersTimeout.Token).ConfigureAwait(false);
+                return new AttemptResult(response, AttemptError.None);
+            }
+            catch (Exception e) when (Find<ClientBodyException>(e) is { } body)
+            {
+                return new AttemptResult(null, AttemptError.ClientBody, body.Message);
+            }
+            catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
+            {
+                return new AttemptResult(null, AttemptError.Canceled);
+            }
+            catch (OperationCanceledException)
+            {
+                return new AttemptResult(null, AttemptError.ResponseHeadersTimeout, $"no response headers within {_options.ResponseHeadersTimeout} s");
+            }
+            catch (HttpRequestException e)
+            {
+                return new AttemptResult(null, Classify(e), e.InnerException is { } inner ? $"{e.Message} {inner.Message}" : e.Message);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
+            {
+                return new AttemptResult(null, AttemptError.RequestCreation, e.Message);
+            }
         }
+    }
+
+    /// <summary>
+    /// Engine-side only when the failure is the connection's: opening it, or the engine breaking it. What fails before
+    /// any I/O (SocketsHttpHandler's checks of the request, reported as <see cref="HttpRequestError.Unknown"/> with no
+    /// I/O cause) is the request's problem.
+    /// </summary>
+    public static AttemptError Classify(HttpRequestException e) => e.HttpRequestError switch
+    {
+        HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError or HttpRequestError.SecureConnectionError
+            or HttpRequestError.ProxyTunnelError => AttemptError.ConnectFailure,
+        HttpRequestError.ResponseEnded or HttpRequestError.InvalidResponse or HttpRequestError.HttpProtocolError
+            or HttpRequestError.VersionNegotiationError => AttemptError.ResetBeforeHeaders,
+        _ when Find<IOException>(e) is not null || Find<SocketException>(e) is not null => AttemptError.ResetBeforeHeaders,
+        _ => AttemptError.RequestCreation,
+    };
+
+    private static T? Find<T>(Exception? e) where T : Exception
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is T found)
+            {
+                return found;
+            }
+        }
+        return null;
     }
 
     public void Dispose() => _invoker.Dispose();

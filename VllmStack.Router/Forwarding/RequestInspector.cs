@@ -4,26 +4,29 @@ using System.Text.Json;
 namespace VllmStack.Router.Forwarding;
 
 /// <summary>What routing needs from a request body: the model, a session key, and (for prefix routing) the prompt as text.</summary>
-public sealed record InspectedRequest(string? Model, string? SessionKey, string? PromptText);
+/// <param name="ModelNotString">The body has a <c>model</c> field that is not a string (a client mistake).</param>
+public sealed record InspectedRequest(string? Model, string? SessionKey, string? PromptText, bool ModelNotString = false);
 
 /// <summary>
-/// Reads only the top-level fields routing needs; the body itself is forwarded untouched, byte for byte.
-/// The prompt text is built only when the routing policy asks for it.
+/// Reads the top-level fields routing needs and checks, on the way, that the whole body is one well-formed JSON
+/// object (as the engine's parser will require); the body itself is forwarded untouched, byte for byte. The prompt
+/// text is built only when the routing policy asks for it.
 /// </summary>
 public static class RequestInspector
 {
+    /// <summary>Deeper than any real request (tool schemas included), far below what would strain the reader.</summary>
+    public const int MaxDepth = 256;
+
+    /// <summary>Throws <see cref="JsonException"/> for anything but one complete JSON object (trailing content included).</summary>
     public static InspectedRequest Inspect(ReadOnlySpan<byte> body, string? sessionField, bool wantPrompt)
     {
-        if (body.IsEmpty)
-        {
-            return new InspectedRequest(null, null, null);
-        }
-        var reader = new Utf8JsonReader(body, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = MaxDepth });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
             throw new JsonException("The request body must be a JSON object.");
         }
         string? model = null;
+        var modelNotString = false;
         string? session = null;
         string? user = null;
         string? prompt = null;
@@ -38,9 +41,10 @@ public static class RequestInspector
             {
                 break;
             }
-            if (isModel && reader.TokenType == JsonTokenType.String)
+            if (isModel)
             {
-                model = reader.GetString();
+                model = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                modelNotString = reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null);
             }
             else if (isSession && reader.TokenType is JsonTokenType.String or JsonTokenType.Number)
             {
@@ -57,7 +61,12 @@ public static class RequestInspector
             }
             reader.Skip();
         }
-        return new InspectedRequest(model, session ?? user, prompt);
+        if (reader.TokenType != JsonTokenType.EndObject || reader.CurrentDepth != 0 || reader.Read())
+        {
+            // Read() past the object throws for anything but whitespace; this catches what it lets through.
+            throw new JsonException("The request body has content after its JSON object.");
+        }
+        return new InspectedRequest(model, session ?? user, prompt, modelNotString);
     }
 
     /// <summary>Message roles and contents (or prompt strings / token ids) in order: enough to compare prefixes.</summary>

@@ -18,6 +18,11 @@ public sealed class RouterMetrics : IDisposable
     private readonly Counter<long> _incoming;
     private readonly Counter<long> _retries;
     private readonly Counter<long> _rejected;
+    private readonly Counter<long> _engineFailures;
+    private readonly Counter<long> _ejections;
+    private readonly Counter<long> _ejectionsSkipped;
+    private readonly Counter<long> _panicRouted;
+    private readonly Counter<long> _keepAlives;
     private readonly Histogram<double> _latency;
     private readonly Histogram<double> _added;
 
@@ -31,6 +36,15 @@ public sealed class RouterMetrics : IDisposable
         _incoming = _meter.CreateCounter<long>("vllm:num_incoming_requests", null, "Requests the router sent to each engine.");
         _retries = _meter.CreateCounter<long>("vllmstack:router_retries", null, "Attempts that failed over to another engine, by engine and reason.");
         _rejected = _meter.CreateCounter<long>("vllmstack:router_rejected_requests", null, "Requests answered by the router itself with an error, by reason.");
+        _engineFailures = _meter.CreateCounter<long>("vllmstack:router_engine_failures", null,
+            "Engine-side failures (connect, reset, timeouts, 5xx answers) held against each engine, by reason.");
+        _ejections = _meter.CreateCounter<long>("vllmstack:router_ejections", null, "Times an engine was ejected by outlier detection, by engine and reason.");
+        _ejectionsSkipped = _meter.CreateCounter<long>("vllmstack:router_ejections_skipped", null,
+            "Ejections not made because the model's ceiling (MaxEjectionPercent, never the last engine) was reached.");
+        _panicRouted = _meter.CreateCounter<long>("vllmstack:router_panic_routed_requests", null,
+            "Requests routed while too few engines were left after ejections, so ejections were ignored (panic threshold).");
+        _keepAlives = _meter.CreateCounter<long>("vllmstack:router_sse_keepalives", null,
+            "SSE comment lines sent to clients while their stream waited for its first token.");
         _latency = _meter.CreateHistogram<double>("vllm:request_latency_seconds", "s", "End-to-end request latency through the router, per engine.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         _added = _meter.CreateHistogram<double>("vllmstack:router_added_latency_seconds", "s",
@@ -56,6 +70,19 @@ public sealed class RouterMetrics : IDisposable
 
     public void Retried(Engine engine, string reason) =>
         _retries.Add(1, new KeyValuePair<string, object?>("server", engine.Name), new KeyValuePair<string, object?>("reason", reason));
+
+    public void EngineFailed(Engine engine, string reason) =>
+        _engineFailures.Add(1, new KeyValuePair<string, object?>("server", engine.Name), new KeyValuePair<string, object?>("reason", reason));
+
+    public void Ejected(Engine engine, string reason) =>
+        _ejections.Add(1, new KeyValuePair<string, object?>("server", engine.Name), new KeyValuePair<string, object?>("reason", reason));
+
+    public void EjectionSkipped(Engine engine, string reason) =>
+        _ejectionsSkipped.Add(1, new KeyValuePair<string, object?>("server", engine.Name), new KeyValuePair<string, object?>("reason", reason));
+
+    public void PanicRouted() => _panicRouted.Add(1);
+
+    public void KeepAliveSent() => _keepAlives.Add(1);
 
     public void Rejected(string reason) => _rejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
 

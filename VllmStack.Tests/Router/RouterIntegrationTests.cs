@@ -208,9 +208,9 @@ public sealed class RouterResilienceTests
     }
 
     [Fact]
-    public async Task A_failing_engine_is_retried_elsewhere_and_no_healthy_engine_means_503_with_retry_after()
+    public async Task An_engine_answering_503_is_retried_elsewhere_and_no_healthy_engine_means_503_with_retry_after()
     {
-        await using var broken = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--failure-rate", "1", "--failure-types", "server_error"]);
+        await using var broken = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--failure-rate", "1", "--failure-types", "service_unavailable"]);
         await using var healthy = await EngineSimProcess.StartAsync(["--latency-preset", "instant"]);
         await using var router = await RouterProcess.StartAsync(["--static-backends", $"{broken.BaseUrl},{healthy.BaseUrl}", "--routing-logic", "roundrobin"]);
         await router.WaitForEnginesAsync(e => e.Count(x => x!["routable"]!.GetValue<bool>()) == 2, TimeSpan.FromSeconds(15), "two routable engines");
@@ -221,7 +221,8 @@ public sealed class RouterResilienceTests
             Assert.Equal(200, status);
         }
         var metrics = await router.MetricsAsync();
-        Assert.True(metrics.Sum("vllmstack:router_retries_total", ("reason", "status_500")) >= 1);
+        Assert.True(metrics.Sum("vllmstack:router_retries_total", ("reason", "status_503")) >= 1);
+        Assert.True(metrics.Sum("vllmstack:router_ejections_total", ("reason", "gateway_status")) >= 1);
 
         healthy.Kill();
         broken.Kill();

@@ -97,11 +97,28 @@ public sealed class EngineStatsReadingTests
         engine.SetLoad(new EngineLoad(Running: 6, Waiting: 2, 0, 0, RouterInFlightAtScrape: 3, DateTimeOffset.UtcNow));
         engine.BeginRequest();
         Assert.Equal(1 + (6 + 2 - 3), engine.LoadScore);
-        Assert.Equal(TimeSpan.FromSeconds(1), engine.RecordFailure(DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)));
-        Assert.Equal(TimeSpan.FromSeconds(2), engine.RecordFailure(DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)));
-        Assert.Equal(TimeSpan.FromSeconds(5), engine.RecordFailure(DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)) + TimeSpan.FromSeconds(1));
-        engine.RecordSuccess();
-        Assert.False(engine.IsEjected(DateTimeOffset.UnixEpoch));
+    }
+
+    [Fact]
+    public void Ejections_double_up_to_the_maximum_and_an_answer_starts_the_back_off_over()
+    {
+        var engine = new Engine(1, new Uri("http://127.0.0.1:1/"));
+        TimeSpan Eject() => engine.Eject(DateTimeOffset.UnixEpoch, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
+        Assert.Equal([1.0, 2.0, 4.0, 5.0], [Eject().TotalSeconds, Eject().TotalSeconds, Eject().TotalSeconds, Eject().TotalSeconds]);
+        Assert.True(engine.IsEjected(DateTimeOffset.UnixEpoch));
+        engine.CountAnswer();
+        Assert.Equal(1.0, Eject().TotalSeconds);
+    }
+
+    [Fact]
+    public void A_5xx_answer_ends_a_gateway_streak_but_not_a_5xx_streak()
+    {
+        var engine = new Engine(1, new Uri("http://127.0.0.1:1/"));
+        Assert.Equal((1, 1), engine.CountFailure(gatewayFailure: true));
+        Assert.Equal((2, 2), engine.CountFailure(gatewayFailure: true));
+        Assert.Equal((0, 3), engine.CountFailure(gatewayFailure: false));
+        engine.CountAnswer();
+        Assert.Equal((0, 1), engine.CountFailure(gatewayFailure: false));
     }
 
     [Fact]
