@@ -40,7 +40,7 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     services.AddSingleton(options.Latency);
     services.AddSingleton<EngineMetrics>();
     services.AddSingleton(_ => new KvBlockPool(options.NumGpuBlocks, options.BlockSize, options.EnablePrefixCaching));
-    services.AddSingleton(sp => new Scheduler(sp.GetRequiredService<KvBlockPool>(), options.MaxNumSeqs, options.MaxLoras, sp.GetRequiredService<EngineMetrics>()));
+    services.AddSingleton(sp => new Scheduler(sp.GetRequiredService<KvBlockPool>(), options.MaxNumSeqs, options.MaxLoras, sp.GetRequiredService<EngineMetrics>(), options.SchedulingPolicy));
     services.AddSingleton<SequenceRunner>();
     services.AddSingleton<ModelCatalog>();
     services.AddSingleton<FaultInjector>();
@@ -66,6 +66,10 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     app.Services.GetService<VllmStack.EngineSim.Network.KvOffloader>();
     metrics.Observe(app.Services.GetRequiredService<Scheduler>(), options, () => options.MaxLoras);
 
+    if (options.EnableRequestIdHeaders)
+    {
+        app.UseMiddleware<RequestIdHeaderMiddleware>();
+    }
     app.UseMiddleware<ApiErrorMiddleware>();
     app.UseMiddleware<ApiKeyMiddleware>();
     app.MapDefaultEndpoints();
@@ -86,6 +90,10 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     app.Logger.LogInformation(
         "EngineSim ready: model={Model} url={Url} preset={Preset} max_num_seqs={MaxNumSeqs} num_gpu_blocks={Blocks} block_size={BlockSize}",
         options.PrimaryModelName, url, options.LatencyPresetName, options.MaxNumSeqs, options.NumGpuBlocks, options.BlockSize);
+    if (options.IgnoredFlags.Count > 0)
+    {
+        app.Logger.LogInformation("Accepted without effect in a simulation: {Flags}", string.Join(", ", options.IgnoredFlags));
+    }
     await app.WaitForShutdownAsync(cancellationToken);
     return 0;
 }

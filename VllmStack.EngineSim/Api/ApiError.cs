@@ -6,7 +6,14 @@ namespace VllmStack.EngineSim.Api;
 /// <summary>An error as vLLM's OpenAI server reports it: <c>{"error":{"message","type","param","code"}}</c>.</summary>
 public sealed record ApiError(int Status, string Message, string Type, string? Param = null)
 {
+    /// <summary>A request the serving layer refuses (vLLM's <c>create_error_response</c>: type <c>BadRequestError</c>).</summary>
     public static ApiError BadRequest(string message, string? param = null) => new(400, message, "BadRequestError", param);
+
+    /// <summary>
+    /// A request that fails vLLM's schema validation before any serving code runs (pydantic and FastAPI's
+    /// <c>RequestValidationError</c>, answered by vLLM's <c>validation_exception_handler</c> with the status's phrase as type).
+    /// </summary>
+    public static ApiError Validation(string message) => new(400, message, "Bad Request");
 
     public static ApiError NotFound(string message, string? param = null) => new(404, message, "NotFoundError", param);
 
@@ -14,7 +21,7 @@ public sealed record ApiError(int Status, string Message, string Type, string? P
 
     public static ApiError ModelNotFound(string model) => NotFound($"The model `{model}` does not exist.", "model");
 
-        public static ApiError ForStatus(int status, string message) => new(status, message, OpenAiErrors.TypeFor(status));
+    public static ApiError ForStatus(int status, string message) => new(status, message, OpenAiErrors.TypeFor(status));
 
     public void WriteTo(Utf8JsonWriter writer) => OpenAiErrors.Write(writer, Status, Message, Type, Param);
 

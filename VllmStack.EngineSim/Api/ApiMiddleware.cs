@@ -1,5 +1,6 @@
 using VllmStack.EngineSim.Configuration;
 using VllmStack.EngineSim.Engine;
+using VllmStack.EngineSim.Faults;
 
 namespace VllmStack.EngineSim.Api;
 
@@ -18,8 +19,9 @@ public sealed class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMid
         }
         catch (SimulatedCrashException)
         {
-            logger.LogInformation("Dropping {Path} mid-stream as the request asked", context.Request.Path);
-            context.Abort();
+            var mode = FaultInjector.Abort(context.Request);
+            logger.LogInformation("Failing {Path} mid-stream as the request asked ({Mode})", context.Request.Path, mode);
+            await AbortAsync(context, mode);
         }
         catch (Exception e) when (context.RequestAborted.IsCancellationRequested && e is not ApiException)
         {
@@ -38,6 +40,36 @@ public sealed class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMid
             logger.LogError(e, "Request {Method} {Path} failed", context.Request.Method, context.Request.Path);
             await WriteAsync(context, ApiError.ForStatus(500, $"Internal error: {e.Message}"));
         }
+    }
+
+    /// <summary>The message of vLLM's <c>EngineDeadError</c>, which its stream generators pass on as an error frame.</summary>
+    public const string EngineDeadMessage = "EngineCore encountered an issue. See stack trace (above) for the root cause.";
+
+    private static async Task AbortAsync(HttpContext context, AbortMode mode)
+    {
+        var streaming = context.Response.HasStarted && context.Response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) == true;
+        try
+        {
+            if (streaming && mode == AbortMode.ErrorFrame)
+            {
+                await using var sse = new SseWriter(context.Response);
+                await sse.WriteErrorAsync(ApiError.BadRequest(EngineDeadMessage), context.RequestAborted);
+                await sse.WriteDoneAsync(context.RequestAborted);
+                return;
+            }
+            if (streaming && mode == AbortMode.Close)
+            {
+                await context.Response.Body.WriteAsync("data: {\"id\":\"chatcmpl-"u8.ToArray(), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                // A dying process's kernel still sends what was written; give the transport the moment it needs to do the same.
+                await Task.Delay(TimeSpan.FromMilliseconds(50), context.RequestAborted);
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+            // The client left first.
+        }
+        context.Abort();
     }
 
     private static async Task WriteAsync(HttpContext context, ApiError error)
@@ -59,23 +91,53 @@ public sealed class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMid
     }
 }
 
-/// <summary>vLLM's <c>--api-key</c>: every <c>/v1</c> route needs <c>Authorization: Bearer KEY</c>.</summary>
+/// <summary>
+/// vLLM's <c>--api-key</c> (0.11's <c>AuthenticationMiddleware</c>): every <c>/v1</c> route but CORS preflights needs
+/// <c>Authorization: Bearer KEY</c> (the scheme in any case); anything else gets 401 with vLLM's own body,
+/// <c>{"error":"Unauthorized"}</c> — a plain string, not an OpenAI error object.
+/// </summary>
 public sealed class ApiKeyMiddleware(RequestDelegate next, EngineOptions options)
 {
-    private readonly string? _expected = options.ApiKey is { Length: > 0 } key ? "Bearer " + key : null;
+    private readonly byte[]? _expected = options.ApiKey is { Length: > 0 } key ? System.Text.Encoding.UTF8.GetBytes(key) : null;
 
     public Task InvokeAsync(HttpContext context)
     {
-        if (_expected is null || !context.Request.Path.StartsWithSegments("/v1"))
+        if (_expected is null || HttpMethods.IsOptions(context.Request.Method) || !context.Request.Path.StartsWithSegments("/v1"))
         {
             return next(context);
         }
         var given = context.Request.Headers.Authorization.ToString();
-        if (System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
-                System.Text.Encoding.UTF8.GetBytes(given), System.Text.Encoding.UTF8.GetBytes(_expected)))
+        var space = given.IndexOf(' ');
+        var authorised = space > 0 && given.AsSpan(0, space).Equals("bearer", StringComparison.OrdinalIgnoreCase)
+            && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(System.Text.Encoding.UTF8.GetBytes(given[(space + 1)..]), _expected);
+        if (authorised)
         {
             return next(context);
         }
-        return ApiError.Unauthorized().WriteAsync(context.Response);
+        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync("""{"error":"Unauthorized"}""", context.RequestAborted);
+    }
+}
+
+/// <summary>
+/// vLLM's <c>--enable-request-id-headers</c> (<c>XRequestIdMiddleware</c>): every response carries <c>X-Request-Id</c>,
+/// the client's own or a new random hex id. Without the flag vLLM sends none, and neither does the simulator.
+/// </summary>
+public sealed class RequestIdHeaderMiddleware(RequestDelegate next)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        var id = context.Request.Headers[GenerationEndpoints.RequestIdHeader].ToString();
+        if (id.Length == 0)
+        {
+            id = Guid.NewGuid().ToString("N");
+        }
+        context.Response.OnStarting(() =>
+        {
+            context.Response.Headers[GenerationEndpoints.RequestIdHeader] = id;
+            return Task.CompletedTask;
+        });
+        return next(context);
     }
 }

@@ -36,21 +36,23 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var work = CreateSequences(request);
         var firstTokenDelay = FaultInjector.FirstTokenDelay(context.Request);
+        FaultInjector.Abort(context.Request);
 
         if (request.Stream)
         {
-            await StreamAsync(context, request, work, new StreamContext(requestId, created, request.Target.RequestedName, request.IncludeUsage), firstTokenDelay);
+            await StreamAsync(context, request, work, new StreamContext(requestId, created, request.ResponseModel, request.IncludeContinuousUsage), firstTokenDelay);
             return;
         }
         await Task.Delay(firstTokenDelay, aborted);
         var outcomes = await RunAllAsync(work, null, aborted);
         context.Response.ContentType = "application/json";
         await using var writer = JsonWriting.Create(context.Response.BodyWriter);
-        WriteResponse(writer, request, requestId, created, outcomes);
+        WriteResponse(writer, request, work, requestId, created, outcomes);
         await writer.FlushAsync(aborted);
     }
 
-    private sealed record Work(Sequence Sequence, TokenSource Source, GenerationParams Params, int Choice, PromptInput Prompt);
+    /// <param name="LogprobSeed">Seeds the choice's logprobs: the same request and choice always report the same values.</param>
+    private sealed record Work(Sequence Sequence, TokenSource Source, GenerationParams Params, int Choice, PromptInput Prompt, ulong LogprobSeed);
 
     private List<Work> CreateSequences(GenerationRequest request)
     {
@@ -64,10 +66,11 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
             for (var k = 0; k < request.N; k++)
             {
                 var choice = p * request.N + k;
+                var choiceSeed = promptHash + (ulong)k * 0x9E3779B97F4A7C15UL;
                 TokenSource source = options.Output == OutputMode.Echo
                     ? new EchoTokenSource(prompt.EchoTokens, endToken)
-                    : new RandomTokenSource(promptHash + (ulong)k * 0x9E3779B97F4A7C15UL, endToken);
-                work.Add(new Work(new Sequence(prompt.Tokens, request.Target.Lora, namespaceHash), source, request.Params[p], choice, prompt));
+                    : new RandomTokenSource(choiceSeed, endToken);
+                work.Add(new Work(new Sequence(prompt.Tokens, request.Target.Lora, namespaceHash, request.Priority), source, request.Params[p], choice, prompt, choiceSeed));
             }
         }
         return work;
@@ -104,31 +107,64 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         }
     }
 
+    /// <summary>
+    /// Streams as vLLM does: headers at once; at the first output, one role chunk per choice (and chat's echo); then a
+    /// chunk per step of each choice, the last with its finish reason; then the usage chunk when asked for, and [DONE].
+    /// </summary>
     private async Task StreamAsync(HttpContext context, GenerationRequest request, List<Work> work, StreamContext s, TimeSpan firstTokenDelay)
     {
         var aborted = context.RequestAborted;
         await using var sse = new SseWriter(context.Response);
         await sse.StartAsync(aborted);
         await Task.Delay(firstTokenDelay, aborted);
-        var started = new bool[work.Count];
-        var echoed = new bool[work.Count];
         var chat = request.Kind == GenerationKind.Chat;
+        var promptTokens = work.Select(w => w.Prompt.Tokens.Length).ToArray();
+        // Written once, before the first content chunk of any choice (vLLM's "first iteration").
+        var opening = new Lazy<Task>(async () =>
+        {
+            foreach (var w in work)
+            {
+                await sse.WriteAsync((s, w.Choice, request.Role, promptTokens[w.Choice]), static (writer, x) =>
+                    OpenAiWriter.WriteChatRoleChunk(writer, x.s, x.Choice, x.Role, x.Item4), aborted);
+            }
+            if (request.ChatEcho is { } echoText)
+            {
+                foreach (var w in work)
+                {
+                    await sse.WriteAsync((s, w.Choice, echoText, promptTokens[w.Choice]), static (writer, x) =>
+                        OpenAiWriter.WriteChatChunk(writer, x.s, x.Choice, x.echoText, null, null, null, x.Item4, 0), aborted);
+                }
+            }
+        });
+        var echoed = new bool[work.Count];
+        var textSent = new int[work.Count];
         SequenceOutcome[] outcomes;
         try
         {
-            outcomes = await RunAllAsync(work, delta =>
+            outcomes = await RunAllAsync(work, async delta =>
             {
-                var role = chat && !started[delta.Choice] ? "assistant" : null;
-                started[delta.Choice] = true;
+                var w = work[delta.Choice];
+                var logprobs = request.TopLogprobs is { } top ? new LogprobsWriter(chat, delta.TokenIds, top, w.LogprobSeed, delta.FirstTokenIndex, textSent[delta.Choice]) : null;
+                if (chat)
+                {
+                    await opening.Value;
+                    await sse.WriteAsync((s, delta, logprobs, promptTokens[delta.Choice]), static (writer, x) => OpenAiWriter.WriteChatChunk(
+                        writer, x.s, x.delta.Choice, x.delta.Text, x.logprobs, x.delta.FinishReason, x.delta.StopReason, x.Item4, x.delta.CompletionTokens), aborted);
+                    return;
+                }
                 var text = delta.Text;
                 if (request.EchoPrompt && !echoed[delta.Choice])
                 {
+                    // The prompt goes out with the first step, its tokens' logprobs before the generated ones.
                     echoed[delta.Choice] = true;
-                    text = (work[delta.Choice].Prompt.Text ?? SimTokenizer.Decode(work[delta.Choice].Prompt.Tokens, skipSpecial: true)) + text;
+                    text = PromptText(w.Prompt) + text;
+                    logprobs = request.TopLogprobs is { } echoTop
+                        ? new LogprobsWriter(false, [.. w.Prompt.Tokens, .. delta.TokenIds], echoTop, w.LogprobSeed, -w.Prompt.Tokens.Length, 0, firstHasNone: true)
+                        : null;
                 }
-                return chat
-                    ? sse.WriteAsync((s, delta, role, text), static (w, x) => OpenAiWriter.WriteChatChunk(w, x.s, x.delta.Choice, x.role, x.text, x.delta.FinishReason, x.delta.StopReason), aborted)
-                    : sse.WriteAsync((s, delta, text), static (w, x) => OpenAiWriter.WriteCompletionChunk(w, x.s, x.delta.Choice, x.text, x.delta.FinishReason, x.delta.StopReason), aborted);
+                textSent[delta.Choice] += text.Length;
+                await sse.WriteAsync((s, delta, text, logprobs, promptTokens[delta.Choice]), static (writer, x) => OpenAiWriter.WriteCompletionChunk(
+                    writer, x.s, x.delta.Choice, x.text, x.logprobs, x.delta.FinishReason, x.delta.StopReason, x.Item5, x.delta.CompletionTokens), aborted);
             }, aborted);
         }
         catch (ApiException e)
@@ -147,45 +183,57 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         await sse.WriteDoneAsync(aborted);
     }
 
-    private void WriteResponse(Utf8JsonWriter w, GenerationRequest request, string id, long created, SequenceOutcome[] outcomes)
+    private static string PromptText(PromptInput prompt) => prompt.Text ?? SimTokenizer.Decode(prompt.Tokens, skipSpecial: true);
+
+    private void WriteResponse(Utf8JsonWriter w, GenerationRequest request, List<Work> work, string id, long created, SequenceOutcome[] outcomes)
     {
         var chat = request.Kind == GenerationKind.Chat;
         w.WriteStartObject();
-        OpenAiWriter.WriteHeader(w, id, chat ? "chat.completion" : "text_completion", created, request.Target.RequestedName);
+        OpenAiWriter.WriteHeader(w, id, chat ? "chat.completion" : "text_completion", created, request.ResponseModel);
         w.WriteStartArray("choices");
         foreach (var outcome in outcomes.OrderBy(o => o.Choice))
         {
+            var item = work[outcome.Choice];
             w.WriteStartObject();
             w.WriteNumber("index", outcome.Choice);
             if (chat)
             {
-                w.WriteStartObject("message");
-                w.WriteString("role", "assistant");
-                w.WriteString("content", outcome.Text);
-                w.WriteNull("reasoning_content");
-                w.WriteStartArray("tool_calls");
-                w.WriteEndArray();
-                w.WriteEndObject();
+                OpenAiWriter.WriteChatMessage(w, request.Role, (request.ChatEcho ?? "") + outcome.Text);
+                OpenAiWriter.WriteLogprobs(w, request.TopLogprobs is { } top ? new LogprobsWriter(true, outcome.TokenIds, top, item.LogprobSeed, 0, 0) : null);
             }
             else
             {
-                var prefix = "";
-                if (request.EchoPrompt)
-                {
-                    var input = request.Prompts[outcome.Choice / request.N];
-                    prefix = input.Text ?? SimTokenizer.Decode(input.Tokens, skipSpecial: true);
-                }
+                var prefix = request.EchoPrompt ? PromptText(item.Prompt) : "";
                 w.WriteString("text", prefix + outcome.Text);
+                OpenAiWriter.WriteLogprobs(w, request.TopLogprobs is not { } top ? null
+                    : request.EchoPrompt ? new LogprobsWriter(false, [.. item.Prompt.Tokens, .. outcome.TokenIds], top, item.LogprobSeed, -item.Prompt.Tokens.Length, 0, firstHasNone: true)
+                    : new LogprobsWriter(false, outcome.TokenIds, top, item.LogprobSeed, 0, 0));
             }
-            w.WriteNull("logprobs");
             OpenAiWriter.WriteFinishReason(w, outcome.FinishReason);
             OpenAiWriter.WriteStopReason(w, outcome.StopReason);
+            if (!chat)
+            {
+                WritePromptLogprobs(w, request, item);
+            }
             w.WriteEndObject();
         }
         w.WriteEndArray();
         var (prompt, completion, cached) = Usage(request, outcomes);
-        OpenAiWriter.WriteUsage(w, prompt, completion, cached);
+        OpenAiWriter.WriteResponseTail(w, chat, prompt, completion, cached,
+            chat && request.PromptLogprobs is not null ? writer => WritePromptLogprobs(writer, request, work[0]) : null);
         w.WriteEndObject();
+    }
+
+    private static void WritePromptLogprobs(Utf8JsonWriter w, GenerationRequest request, Work item)
+    {
+        if (request.PromptLogprobs is { } top)
+        {
+            LogprobsWriter.WritePromptLogprobs(w, item.Prompt.Tokens, top, item.LogprobSeed);
+        }
+        else
+        {
+            w.WriteNull("prompt_logprobs");
+        }
     }
 
     /// <summary>Prompt tokens count once per prompt however many choices it has; cached tokens only when asked for.</summary>
@@ -193,20 +241,19 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
     {
         var prompt = request.Prompts.Sum(p => p.Tokens.Length);
         var completion = outcomes.Sum(o => o.CompletionTokens);
+        // vLLM reports the cached tokens of the request, and only when there are some.
         int? cached = options.EnablePromptTokensDetails
             ? outcomes.Where(o => o.Choice % request.N == 0).Sum(o => o.CachedTokens)
             : null;
         return (prompt, completion, cached);
     }
 
+    /// <summary>vLLM's <c>_base_request_id</c>: the client's <c>X-Request-Id</c> when it sends one, else a random hex id.</summary>
     private static string RequestId(HttpContext context, GenerationKind kind)
     {
         var prefix = kind == GenerationKind.Chat ? "chatcmpl-" : "cmpl-";
-        if (context.Request.Headers.TryGetValue(RequestIdHeader, out var given) && given.ToString() is { Length: > 0 and <= 128 } id)
-        {
-            context.Response.Headers[RequestIdHeader] = id;
-            return prefix + id;
-        }
-        return prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        return context.Request.Headers.TryGetValue(RequestIdHeader, out var given) && given.ToString() is { Length: > 0 } id
+            ? prefix + id
+            : prefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
     }
 }

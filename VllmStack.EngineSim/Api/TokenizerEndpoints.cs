@@ -19,7 +19,7 @@ public static class TokenizerEndpoints
             if (JsonRequest.TryGet(root, "messages", out _))
             {
                 // Same rendering as a chat request, so counts agree with what /v1/chat/completions charges.
-                tokens = GenerationRequest.ParseMessages(root, JsonRequest.Bool(root, "add_generation_prompt", true)).Tokens;
+                tokens = GenerationRequest.ParseMessages(root).Tokens;
             }
             else
             {

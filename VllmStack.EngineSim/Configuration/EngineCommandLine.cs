@@ -42,6 +42,14 @@ public static class EngineCommandLine
     private static readonly Option<long> KvBytesPerToken = new("--kv-bytes-per-token") { DefaultValueFactory = _ => 131072, Description = "KV bytes per token (Llama-3-8B: 131072)." };
     private static readonly Option<double> KvScale = new("--kv-scale") { DefaultValueFactory = _ => 1.0 / 1024, Description = "Share of the KV bytes actually moved (time is charged for all)." };
     private static readonly Option<double> KvTransferGBps = new("--kv-transfer-gbps") { DefaultValueFactory = _ => 12.5, Description = "Pool-to-GPU bandwidth in GB/s." };
+    private static readonly Option<string> ResponseRole = new("--response-role") { DefaultValueFactory = _ => "assistant", Description = "Role of generated chat messages." };
+    private static readonly Option<SchedulingPolicy> SchedulingPolicyOption = new("--scheduling-policy") { DefaultValueFactory = _ => SchedulingPolicy.Fcfs, Description = "fcfs, or priority: by each request's priority (lower first)." };
+    private static readonly Option<bool> EnableAutoToolChoice = new("--enable-auto-tool-choice") { Description = "Allow tool_choice \"auto\" (needs --tool-call-parser)." };
+    private static readonly Option<string?> ToolCallParser = new("--tool-call-parser") { Description = "The model's tool-call format (any name; the simulator writes OpenAI tool calls)." };
+    private static readonly Option<bool> EnableForceIncludeUsage = new("--enable-force-include-usage") { Description = "Every stream ends with a usage chunk." };
+    private static readonly Option<bool> EnableRequestIdHeaders = new("--enable-request-id-headers") { Description = "Every response carries X-Request-Id (the request's, or a new one)." };
+    private static readonly Option<int> MaxLogprobs = new("--max-logprobs") { DefaultValueFactory = _ => 20, Description = "Most logprobs a request may ask for." };
+    private static readonly Option<long?> KvCacheMemoryBytes = new("--kv-cache-memory-bytes") { Description = "KV cache size in bytes: sets the block count from --kv-bytes-per-token (unless --num-gpu-blocks is given)." };
     private static readonly Option<double> FailureRate = new("--failure-rate") { DefaultValueFactory = _ => 0, Description = "Share of requests (0–1) that fail on purpose." };
     private static readonly Option<string[]> FailureTypes = new("--failure-types") { AllowMultipleArgumentsPerToken = true, Description = "rate_limit, invalid_api_key, context_length, server_error, invalid_request, model_not_found, service_unavailable." };
 
@@ -51,10 +59,17 @@ public static class EngineCommandLine
         "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size", "--gpu-memory-utilization", "--dtype",
         "--trust-remote-code", "--download-dir", "--disable-log-requests", "--disable-log-stats", "--enable-log-requests",
         "--max-lora-rank", "--max-cpu-loras", "--kv-cache-dtype", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
-        "--tool-call-parser", "--enable-auto-tool-choice", "--quantization", "--swap-space", "--enable-chunked-prefill",
+        "--quantization", "--swap-space", "--enable-chunked-prefill",
         "--max-num-batched-tokens", "--tokenizer", "--revision", "--load-format", "--enable-sleep-mode", "--kv-transfer-config",
         "--distributed-executor-backend", "--enable-expert-parallel", "--generation-config", "--disable-fastapi-docs",
+        "--disable-uvicorn-access-log", "--max-log-len", "--allowed-origins", "--allowed-methods", "--allowed-headers", "--allow-credentials",
+        "--root-path", "--enable-log-outputs", "--return-tokens-as-token-ids", "--reasoning-parser", "--chat-template-content-format",
+        "--ssl-keyfile", "--ssl-certfile", "--max-seq-len-to-capture", "--seed-offset", "--hf-overrides", "--compilation-config",
+        "--limit-mm-per-prompt", "--mm-processor-kwargs", "--async-scheduling", "--enable-prefix-caching-hash-algo", "--prefix-caching-hash-algo",
     ];
+
+    private static readonly Option<string?>[] IgnoredOptions =
+        [.. AcceptedAndIgnored.Select(name => new Option<string?>(name) { Arity = ArgumentArity.ZeroOrOne, Hidden = true })];
 
     public static RootCommand Create(Func<EngineOptions, CancellationToken, Task<int>> run)
     {
@@ -63,10 +78,11 @@ public static class EngineCommandLine
             ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
             PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
+            ResponseRole, SchedulingPolicyOption, EnableAutoToolChoice, ToolCallParser, EnableForceIncludeUsage, EnableRequestIdHeaders, MaxLogprobs, KvCacheMemoryBytes,
         };
-        foreach (var name in AcceptedAndIgnored)
+        foreach (var option in IgnoredOptions)
         {
-            root.Options.Add(new Option<string?>(name) { Arity = ArgumentArity.ZeroOrOne, Hidden = true });
+            root.Options.Add(option);
         }
         root.SetAction(async (result, cancellationToken) =>
         {
@@ -135,7 +151,7 @@ public static class EngineCommandLine
             MaxModelLen = r.GetValue(MaxModelLen),
             MaxNumSeqs = r.GetValue(MaxNumSeqs),
             BlockSize = r.GetValue(BlockSize),
-            NumGpuBlocks = r.GetValue(NumGpuBlocks),
+            NumGpuBlocks = NumGpuBlocksFrom(r),
             EnablePrefixCaching = r.GetValue(EnablePrefixCaching) && !r.GetValue(NoEnablePrefixCaching),
             EnableLora = r.GetValue(EnableLora),
             MaxLoras = r.GetValue(MaxLoras),
@@ -159,7 +175,29 @@ public static class EngineCommandLine
             KvTransferGBps = r.GetValue(KvTransferGBps),
             FailureRate = r.GetValue(FailureRate),
             FailureTypes = [.. (r.GetValue(FailureTypes) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(ParseFailureType)],
+            ResponseRole = r.GetValue(ResponseRole)!,
+            SchedulingPolicy = r.GetValue(SchedulingPolicyOption),
+            EnableAutoToolChoice = r.GetValue(EnableAutoToolChoice),
+            ToolCallParser = r.GetValue(ToolCallParser),
+            EnableForceIncludeUsage = r.GetValue(EnableForceIncludeUsage),
+            EnableRequestIdHeaders = r.GetValue(EnableRequestIdHeaders),
+            MaxLogprobs = r.GetValue(MaxLogprobs),
+            IgnoredFlags = [.. IgnoredOptions.Where(o => r.GetResult(o) is not null).Select(o => r.GetValue(o) is { } value ? $"{o.Name} {value}" : o.Name)],
         };
+    }
+
+    /// <summary>
+    /// <c>--num-gpu-blocks</c> when given; else, with <c>--kv-cache-memory-bytes</c>, as many blocks as those bytes hold at
+    /// <c>--kv-bytes-per-token</c> (vLLM sizes its cache from the memory it is given the same way); else the default.
+    /// </summary>
+    private static int NumGpuBlocksFrom(ParseResult r)
+    {
+        if (r.GetResult(NumGpuBlocks) is null or { Implicit: true } && r.GetValue(KvCacheMemoryBytes) is { } bytes)
+        {
+            var blockBytes = (long)r.GetValue(BlockSize) * r.GetValue(KvBytesPerToken);
+            return blockBytes <= 0 ? 0 : (int)Math.Clamp(bytes / blockBytes, 0, int.MaxValue);
+        }
+        return r.GetValue(NumGpuBlocks);
     }
 
     internal static LoraModule ParseLora(string text)

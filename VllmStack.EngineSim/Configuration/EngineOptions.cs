@@ -92,6 +92,29 @@ public sealed class EngineOptions
 
     public IReadOnlyList<FailureType> FailureTypes { get; init; } = [];
 
+    /// <summary>vLLM's <c>--response-role</c>: the role of generated chat messages when a generation prompt is added.</summary>
+    public string ResponseRole { get; init; } = "assistant";
+
+    /// <summary>vLLM's <c>--scheduling-policy</c>: first come first served, or by each request's <c>priority</c>.</summary>
+    public SchedulingPolicy SchedulingPolicy { get; init; } = SchedulingPolicy.Fcfs;
+
+    /// <summary>vLLM's <c>--enable-auto-tool-choice</c> with a <c>--tool-call-parser</c>: needed for <c>tool_choice: "auto"</c>.</summary>
+    public bool EnableAutoToolChoice { get; init; }
+
+    public string? ToolCallParser { get; init; }
+
+    /// <summary>vLLM's <c>--enable-force-include-usage</c>: every stream ends with a usage chunk.</summary>
+    public bool EnableForceIncludeUsage { get; init; }
+
+    /// <summary>vLLM's <c>--enable-request-id-headers</c>: every response carries <c>X-Request-Id</c>.</summary>
+    public bool EnableRequestIdHeaders { get; init; }
+
+    /// <summary>vLLM's <c>--max-logprobs</c>: the most <c>logprobs</c> / <c>top_logprobs</c> / <c>prompt_logprobs</c> a request may ask for.</summary>
+    public int MaxLogprobs { get; init; } = 20;
+
+    /// <summary>vLLM flags accepted for compatibility that change nothing in a simulation, as given (logged at start).</summary>
+    public IReadOnlyList<string> IgnoredFlags { get; init; } = [];
+
     /// <summary>What <c>/version</c> reports; the vLLM release whose API the simulator follows.</summary>
     public string Version { get; init; } = "0.11.0";
 
@@ -154,6 +177,15 @@ public sealed class EngineOptions
         {
             yield return "--kv-bytes-per-token must be ≥ 1, --kv-scale in (0, 1] and --kv-transfer-gbps > 0";
         }
+        if (EnableAutoToolChoice && string.IsNullOrEmpty(ToolCallParser))
+        {
+            // vLLM refuses to start the same way: auto tool choice needs a parser for the model's tool-call format.
+            yield return "--enable-auto-tool-choice requires --tool-call-parser";
+        }
+        if (MaxLogprobs < 0)
+        {
+            yield return "--max-logprobs must be at least 0";
+        }
         if (EmbeddingDimensions < 1)
         {
             yield return "--embedding-dim must be at least 1";
@@ -164,6 +196,16 @@ public sealed class EngineOptions
             yield return "latency settings must be ≥ 0, --time-factor-under-load ≥ 1 and --latency-jitter between 0 and 1";
         }
     }
+}
+
+/// <summary>vLLM's <c>--scheduling-policy</c>.</summary>
+public enum SchedulingPolicy
+{
+    /// <summary>First come, first served (vLLM's default).</summary>
+    Fcfs,
+
+    /// <summary>By the request's <c>priority</c> (lower first), then by arrival; the lowest priority is preempted first.</summary>
+    Priority,
 }
 
 /// <summary>Failures the simulator can inject, named as llm-d's simulator names them.</summary>

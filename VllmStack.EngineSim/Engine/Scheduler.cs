@@ -1,14 +1,16 @@
 using System.Diagnostics;
+using VllmStack.EngineSim.Configuration;
 using VllmStack.EngineSim.Metrics;
 
 namespace VllmStack.EngineSim.Engine;
 
 /// <summary>
-/// Continuous batching: up to <c>max-num-seqs</c> sequences run at once, the rest wait first-come first-served.
-/// A sequence is admitted when the KV cache can hold it (reusing cached prefix blocks); a growing sequence
-/// that finds no free block preempts the most recently admitted one, which goes back to the head of the
-/// queue and recomputes when readmitted. Requests for a LoRA adapter wait while <c>max-loras</c> other
-/// adapters are in the batch.
+/// Continuous batching: up to <c>max-num-seqs</c> sequences run at once, the rest wait first-come first-served
+/// (or, under vLLM's priority policy, by request priority, lower first, then arrival). A sequence is admitted when the
+/// KV cache can hold it (reusing cached prefix blocks); a growing sequence that finds no free block preempts the most
+/// recently admitted one (under the priority policy, the lowest priority, latest arrival, as vLLM V1's scheduler does),
+/// which goes back to the queue and recomputes when readmitted. Requests for a LoRA adapter wait while
+/// <c>max-loras</c> other adapters are in the batch.
 /// </summary>
 public sealed class Scheduler
 {
@@ -21,10 +23,12 @@ public sealed class Scheduler
     private readonly int _maxNumSeqs;
     private readonly int _maxLoras;
     private readonly int _blockSize;
+    private readonly SchedulingPolicy _policy;
     private bool _sleeping;
 
-    public Scheduler(KvBlockPool pool, int maxNumSeqs, int maxLoras, EngineMetrics metrics)
+    public Scheduler(KvBlockPool pool, int maxNumSeqs, int maxLoras, EngineMetrics metrics, SchedulingPolicy policy = SchedulingPolicy.Fcfs)
     {
+        _policy = policy;
         _pool = pool;
         _maxNumSeqs = maxNumSeqs;
         _maxLoras = maxLoras;
@@ -97,7 +101,7 @@ public sealed class Scheduler
             {
                 seq.State = SequenceState.Waiting;
                 seq.Admission = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-                seq.WaitingNode = _waiting.AddLast(seq);
+                seq.WaitingNode = Enqueue(seq, preempted: false);
                 TrySchedule();
             }
             else if (seq.State is not SequenceState.Waiting and not SequenceState.Running)
@@ -145,7 +149,9 @@ public sealed class Scheduler
                 int block;
                 while (!_pool.TryAllocateOne(out block))
                 {
-                    var victim = _running[^1];
+                    var victim = _policy == SchedulingPolicy.Priority
+                        ? _running.MaxBy(r => (r.Priority, r.ArrivalTimestamp))!
+                        : _running[^1];
                     Preempt(victim);
                     if (ReferenceEquals(victim, seq))
                     {
@@ -273,8 +279,29 @@ public sealed class Scheduler
         victim.State = SequenceState.Waiting;
         victim.Preemptions++;
         victim.Admission = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        victim.WaitingNode = _waiting.AddFirst(victim);
+        victim.WaitingNode = Enqueue(victim, preempted: true);
         _metrics.Preempted();
+    }
+
+    /// <summary>
+    /// FCFS: new requests at the tail, preempted ones back at the head. Priority: in (priority, arrival) order, after
+    /// any of equal rank, as vLLM's priority queue orders them.
+    /// </summary>
+    private LinkedListNode<Sequence> Enqueue(Sequence seq, bool preempted)
+    {
+        if (_policy != SchedulingPolicy.Priority)
+        {
+            return preempted ? _waiting.AddFirst(seq) : _waiting.AddLast(seq);
+        }
+        for (var node = _waiting.First; node is not null; node = node.Next)
+        {
+            var other = node.Value;
+            if (other.Priority > seq.Priority || (other.Priority == seq.Priority && other.ArrivalTimestamp > seq.ArrivalTimestamp))
+            {
+                return _waiting.AddBefore(node, seq);
+            }
+        }
+        return _waiting.AddLast(seq);
     }
 
     private void RemoveRunning(Sequence seq)

@@ -17,8 +17,10 @@ public sealed class Sequence
     private readonly ulong _rootHash;
 
     /// <param name="namespaceHash">The chain's root: <see cref="KvBlockHashes.Root"/> of the base model and adapter.</param>
-    public Sequence(int[] promptTokens, string? lora, ulong namespaceHash)
+    /// <param name="priority">The request's <c>priority</c>: lower runs first under the priority scheduling policy.</param>
+    public Sequence(int[] promptTokens, string? lora, ulong namespaceHash, int priority = 0)
     {
+        Priority = priority;
         Tokens = new List<int>(promptTokens.Length + 64);
         Tokens.AddRange(promptTokens);
         PromptLength = promptTokens.Length;
@@ -36,6 +38,8 @@ public sealed class Sequence
     public string? Lora { get; }
 
     public long ArrivalTimestamp { get; }
+
+    public int Priority { get; }
 
     public long FirstScheduledTimestamp { get; internal set; }
 

@@ -17,10 +17,14 @@ public sealed record GenerationParams(
     IReadOnlySet<int> StopTokenIds,
     int? AbortAfterTokens);
 
-/// <summary>One step of a sequence as the client sees it: new text, and on the last step why it ended.</summary>
-public readonly record struct TokenDelta(int Choice, string Text, int CompletionTokens, string? FinishReason, object? StopReason);
+/// <summary>
+/// One step of a sequence as the client sees it: new text, the tokens generated since the last step (their logprobs go
+/// with it), and on the last step why it ended.
+/// </summary>
+public readonly record struct TokenDelta(int Choice, string Text, int CompletionTokens, string? FinishReason, object? StopReason, IReadOnlyList<int> TokenIds, int FirstTokenIndex);
 
-public sealed record SequenceOutcome(int Choice, string Text, int CompletionTokens, string FinishReason, object? StopReason, int CachedTokens);
+/// <param name="TokenIds">Every generated token, in order.</param>
+public sealed record SequenceOutcome(int Choice, string Text, int CompletionTokens, string FinishReason, object? StopReason, int CachedTokens, IReadOnlyList<int> TokenIds);
 
 /// <summary>Thrown when a request asked the simulator to die mid-stream (fault injection).</summary>
 public sealed class SimulatedCrashException() : Exception("The simulated engine dropped the request mid-stream.");
@@ -40,6 +44,8 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
         var stops = new StopMatcher(p.Stop, p.IncludeStopStrInOutput);
         var text = new StringBuilder();
         var emitted = 0;
+        var outputIds = new List<int>();
+        var emittedIds = 0;
         var finishReason = FinishReasons.Abort;
         long firstToken = 0;
         long lastToken = 0;
@@ -71,6 +77,7 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
                 }
                 lastToken = now;
                 metrics.TokenGenerated();
+                outputIds.Add(token);
 
                 string? finish = null;
                 object? stopReason = null;
@@ -109,7 +116,9 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
                 {
                     var delta = safe > emitted ? text.ToString(emitted, safe - emitted) : "";
                     emitted = Math.Max(emitted, safe);
-                    await onDelta(new TokenDelta(choice, delta, seq.OutputLength, finish, stopReason)).ConfigureAwait(false);
+                    var ids = outputIds.GetRange(emittedIds, outputIds.Count - emittedIds);
+                    await onDelta(new TokenDelta(choice, delta, seq.OutputLength, finish, stopReason, ids, emittedIds)).ConfigureAwait(false);
+                    emittedIds = outputIds.Count;
                 }
                 if (p.AbortAfterTokens is { } abortAt && seq.OutputLength >= abortAt)
                 {
@@ -118,7 +127,7 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
                 if (finish is not null)
                 {
                     finishReason = finish;
-                    return new SequenceOutcome(choice, text.ToString(), seq.OutputLength, finish, stopReason, seq.CachedTokens);
+                    return new SequenceOutcome(choice, text.ToString(), seq.OutputLength, finish, stopReason, seq.CachedTokens, outputIds);
                 }
                 await ComputeAsync(latency.InterTokenLatencyMs, random, cancellationToken).ConfigureAwait(false);
             }

@@ -16,6 +16,9 @@ public sealed class FaultInjector(EngineOptions options)
     /// <summary>Drop the connection after this many generated tokens, as a crashing engine would.</summary>
     public const string AbortAfterTokensHeader = "x-vllmsim-abort-after-tokens";
 
+    /// <summary>How an <see cref="AbortAfterTokensHeader"/> abort looks to the client: <see cref="AbortMode"/>, by its lower-case name.</summary>
+    public const string AbortModeHeader = "x-vllmsim-abort-mode";
+
     /// <summary>Hold the request this many milliseconds before it starts (as a long queue would), after a stream's headers went out.</summary>
     public const string FirstTokenDelayHeader = "x-vllmsim-first-token-delay-ms";
 
@@ -67,4 +70,28 @@ public sealed class FaultInjector(EngineOptions options)
             ? TimeSpan.FromMilliseconds(ms)
             : throw new ApiException(ApiError.BadRequest($"Header {FirstTokenDelayHeader} must be a non-negative integer (milliseconds)."));
     }
+
+    public static AbortMode Abort(HttpRequest request) => request.Headers[AbortModeHeader].ToString() switch
+    {
+        "" or "reset" => AbortMode.Reset,
+        "close" => AbortMode.Close,
+        "error-frame" => AbortMode.ErrorFrame,
+        var other => throw new ApiException(ApiError.BadRequest($"Header {AbortModeHeader} must be reset, close or error-frame, not '{other}'.")),
+    };
+}
+
+/// <summary>How an injected mid-stream failure looks to the client.</summary>
+public enum AbortMode
+{
+    /// <summary>The connection is aborted at once (a network failure, a killed pod).</summary>
+    Reset,
+
+    /// <summary>Half an event is written, then the connection closes: a vLLM process dying in the middle of a write.</summary>
+    Close,
+
+    /// <summary>
+    /// vLLM's own answer when its engine core fails mid-stream: an error frame (type <c>BadRequestError</c>, code 400, as
+    /// vLLM's stream generators report any exception) and <c>data: [DONE]</c>, on a connection that stays healthy.
+    /// </summary>
+    ErrorFrame,
 }

@@ -163,7 +163,10 @@ public static class BadRequestCorpus
                      ("max_tokens past the context", $$"""{"model":"{{model}}","messages":{{messages}},"max_tokens":100000000}"""),
                      ("stop as a number", $$"""{"model":"{{model}}","messages":{{messages}},"stop":5}"""),
                      ("n of zero", $$"""{"model":"{{model}}","messages":{{messages}},"n":0}"""),
-                     ("an unknown role", $$"""{"model":"{{model}}","messages":[{"role":"robot","content":"hi"}]}"""),
+                     ("a message without a role", $$"""{"model":"{{model}}","messages":[{"content":"hi"}]}"""),
+                     ("max_tokens of zero", $$"""{"model":"{{model}}","messages":{{messages}},"max_tokens":0}"""),
+                     ("priority without priority scheduling", $$"""{"model":"{{model}}","messages":{{messages}},"priority":5}"""),
+                     ("tools without auto tool choice", $$$"""{"model":"{{{model}}}","messages":{{{messages}}},"tools":[{"type":"function","function":{"name":"f"}}]}"""),
                  })
         {
             cases.Add(new($"engine refuses: {name}", HttpMethod.Post, chat, Utf8(body), json, 400));

@@ -112,7 +112,8 @@ public sealed class RouterApiTests(TwoEngineRouterFixture fixture) : IClassFixtu
         // The engine's own 400 (a wrongly typed field) comes back as the engine wrote it.
         var (engineStatus, engineBody) = await OpenAiHttp.PostJsonAsync(fixture.Router.Http, "v1/completions", new { model = Model, prompt = "x", max_tokens = "many" });
         Assert.Equal(400, engineStatus);
-        Assert.Equal("max_tokens", engineBody!["error"]!["param"]!.GetValue<string>());
+        Assert.Equal("Bad Request", engineBody!["error"]!["type"]!.GetValue<string>());
+        Assert.Contains("max_tokens", engineBody["error"]!["message"]!.GetValue<string>());
 
         using var missing = await fixture.Router.Http.GetAsync("v2/unknown");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
@@ -226,7 +227,8 @@ public sealed class RouterResilienceTests
 
         healthy.Kill();
         broken.Kill();
-        await router.WaitForEnginesAsync(e => e.All(x => !x!["routable"]!.GetValue<bool>()), TimeSpan.FromSeconds(10), "no routable engine");
+        // Ejections alone would not stop traffic (panic routing spreads it over what passes its probes): the probes decide.
+        await router.WaitForEnginesAsync(e => e.All(x => x!["health"]!.GetValue<string>() == "unhealthy"), TimeSpan.FromSeconds(10), "both engines failing their probes");
         using var response = await router.Http.PostAsJsonAsync("v1/completions", Completion());
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero);
