@@ -61,13 +61,14 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         {
             var prompt = request.Prompts[p];
             var promptHash = StableHash64.HashTokens((ulong)(request.Seed ?? options.Seed), prompt.Tokens);
+            var parent = request.N > 1 ? new ParentRequest(request.N) : null;
             for (var k = 0; k < request.N; k++)
             {
                 var choice = p * request.N + k;
                 TokenSource source = options.Output == OutputMode.Echo
                     ? new EchoTokenSource(prompt.EchoTokens, endToken)
                     : new RandomTokenSource(promptHash + (ulong)k * 0x9E3779B97F4A7C15UL, endToken);
-                work.Add(new Work(new Sequence(prompt.Tokens, request.Target.Lora, namespaceHash), source, request.Params[p], choice, prompt));
+                work.Add(new Work(new Sequence(prompt.Tokens, request.Target.Lora, namespaceHash) { Parent = parent }, source, request.Params[p], choice, prompt));
             }
         }
         return work;
