@@ -12,7 +12,8 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
 {
     // vLLM's flags are parsed above; ASP.NET Core reads only the environment and appsettings.
     var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = "VllmStack.EngineSim" });
-    builder.AddServiceDefaults();
+    // vLLM's exposition comes from Python's prometheus_client: numbers as "1.0", le="0.005".
+    builder.AddServiceDefaults(o => o.Prometheus.NumberFormat = VllmStack.ServiceDefaults.Metrics.PrometheusNumberFormat.Python);
     builder.UseConciseConsoleLogging();
     builder.WebHost.ConfigureKestrel(kestrel =>
     {
@@ -39,6 +40,7 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     services.AddSingleton(options);
     services.AddSingleton(options.Latency);
     services.AddSingleton<EngineMetrics>();
+    services.AddSingleton<HttpRequestMetrics>();
     services.AddSingleton(_ => new KvBlockPool(options.NumGpuBlocks, options.BlockSize, options.EnablePrefixCaching));
     services.AddSingleton(sp => new Scheduler(sp.GetRequiredService<KvBlockPool>(), options.MaxNumSeqs, options.MaxLoras, sp.GetRequiredService<EngineMetrics>(), options.SchedulingPolicy));
     services.AddSingleton<SequenceRunner>();
@@ -64,14 +66,17 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     var app = builder.Build();
     var metrics = app.Services.GetRequiredService<EngineMetrics>();
     app.Services.GetService<VllmStack.EngineSim.Network.KvOffloader>();
-    metrics.Observe(app.Services.GetRequiredService<Scheduler>(), options, () => options.MaxLoras);
+    metrics.Observe(app.Services.GetRequiredService<Scheduler>(), options);
 
+    // As in vLLM: X-Request-Id on every response (401s included), the API key checked before the HTTP metrics see a
+    // request, errors answered inside them.
     if (options.EnableRequestIdHeaders)
     {
         app.UseMiddleware<RequestIdHeaderMiddleware>();
     }
-    app.UseMiddleware<ApiErrorMiddleware>();
     app.UseMiddleware<ApiKeyMiddleware>();
+    app.UseMiddleware<HttpRequestMetricsMiddleware>();
+    app.UseMiddleware<ApiErrorMiddleware>();
     app.MapDefaultEndpoints();
     ModelEndpoints.Map(app, options);
     GenerationEndpoints.Map(app);

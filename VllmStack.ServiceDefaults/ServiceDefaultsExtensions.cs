@@ -25,7 +25,7 @@ public static class ServiceDefaultsExtensions
         configure?.Invoke(options);
         builder.Services.AddSingleton(options);
 
-        var prometheus = new PrometheusExporterOptions();
+        var prometheus = options.Prometheus;
         builder.Services.AddSingleton(prometheus);
         builder.Services.AddSingleton(sp => new PrometheusMetricsRegistry(sp.GetRequiredService<PrometheusExporterOptions>()));
 

@@ -1,3 +1,5 @@
+using VllmStack.ServiceDefaults.Metrics;
+
 namespace VllmStack.ServiceDefaults;
 
 /// <summary>What a service adds to the shared defaults: its own meters and activity sources.</summary>
@@ -11,6 +13,9 @@ public sealed class ServiceDefaultsOptions
 
     /// <summary>Timeout for outgoing HttpClient calls made through IHttpClientFactory.</summary>
     public TimeSpan HttpClientTimeout { get; set; } = TimeSpan.FromSeconds(100);
+
+    /// <summary>The <c>/metrics</c> exposition: path, filter, series cap, number format, default buckets.</summary>
+    public PrometheusExporterOptions Prometheus { get; } = new();
 
     /// <summary>Connect timeout for outgoing HTTP connections.</summary>
     public TimeSpan HttpConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);

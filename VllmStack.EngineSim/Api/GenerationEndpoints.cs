@@ -63,6 +63,7 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         {
             var prompt = request.Prompts[p];
             var promptHash = StableHash64.HashTokens((ulong)(request.Seed ?? options.Seed), prompt.Tokens);
+            var parent = request.N > 1 ? new ParentRequest(request.N) : null;
             for (var k = 0; k < request.N; k++)
             {
                 var choice = p * request.N + k;
@@ -70,7 +71,7 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
                 TokenSource source = options.Output == OutputMode.Echo
                     ? new EchoTokenSource(prompt.EchoTokens, endToken)
                     : new RandomTokenSource(choiceSeed, endToken);
-                work.Add(new Work(new Sequence(prompt.Tokens, request.Target.Lora, namespaceHash, request.Priority), source, request.Params[p], choice, prompt, choiceSeed));
+                work.Add(new Work(new Sequence(prompt.Tokens, request.Target.Lora, namespaceHash, request.Priority) { Parent = parent }, source, request.Params[p], choice, prompt, choiceSeed));
             }
         }
         return work;

@@ -34,7 +34,10 @@ public static class EngineCommandLine
     private static readonly Option<double?> LatencyJitter = new("--latency-jitter") { Description = "Relative random spread of each delay (0–1)." };
     private static readonly Option<OutputMode> Output = new("--output-mode") { DefaultValueFactory = _ => OutputMode.Random, Description = "random: plausible words; echo: the prompt back." };
     private static readonly Option<int> EmbeddingDim = new("--embedding-dim") { DefaultValueFactory = _ => 1024, Description = "Length of /v1/embeddings vectors." };
-    private static readonly Option<MetricNames> MetricNamesOption = new("--metric-names") { DefaultValueFactory = _ => MetricNames.V1, Description = "v1: vLLM V1 metric names; v0: the older gpu_* names, for testing scrapers." };
+    private static readonly Option<string?> ShowHiddenMetricsForVersion = new("--show-hidden-metrics-for-version") { Description = "Also expose the metrics hidden since this release (vLLM 0.11: only \"0.10\" works), e.g. vllm:gpu_cache_usage_perc." };
+    private static readonly Option<double> GpuMemoryUtilization = new("--gpu-memory-utilization") { DefaultValueFactory = _ => 0.9, Description = "Share of GPU memory for the engine (0–1]; reported in vllm:cache_config_info." };
+    private static readonly Option<string> KvCacheDtype = new("--kv-cache-dtype") { DefaultValueFactory = _ => "auto", Description = "KV cache data type; reported in vllm:cache_config_info." };
+    private static readonly Option<double> SwapSpace = new("--swap-space") { DefaultValueFactory = _ => 0, Description = "CPU swap space per GPU in GiB; reported in vllm:cache_config_info." };
     private static readonly Option<string?> KvCacheServer = new("--kv-cache-server") { Description = "Cache server URL: report KV block events to it (join the KV-cache network)." };
     private static readonly Option<string?> KvEngineId = new("--kv-engine-id") { Description = "This engine's id in the cache server's index (default: its own URL)." };
     private static readonly Option<int> KvEventsInterval = new("--kv-events-interval-ms") { DefaultValueFactory = _ => 100, Description = "How often KV events are sent." };
@@ -56,10 +59,10 @@ public static class EngineCommandLine
     /// <summary>vLLM flags that change nothing in a simulation; accepted so that real command lines work unchanged.</summary>
     private static readonly string[] AcceptedAndIgnored =
     [
-        "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size", "--gpu-memory-utilization", "--dtype",
+        "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size", "--dtype",
         "--trust-remote-code", "--download-dir", "--disable-log-requests", "--disable-log-stats", "--enable-log-requests",
-        "--max-lora-rank", "--max-cpu-loras", "--kv-cache-dtype", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
-        "--quantization", "--swap-space", "--enable-chunked-prefill",
+        "--max-lora-rank", "--max-cpu-loras", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
+        "--quantization", "--enable-chunked-prefill",
         "--max-num-batched-tokens", "--tokenizer", "--revision", "--load-format", "--enable-sleep-mode", "--kv-transfer-config",
         "--distributed-executor-backend", "--enable-expert-parallel", "--generation-config", "--disable-fastapi-docs",
         "--disable-uvicorn-access-log", "--max-log-len", "--allowed-origins", "--allowed-methods", "--allowed-headers", "--allow-credentials",
@@ -77,7 +80,7 @@ public static class EngineCommandLine
         {
             ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
-            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
+            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, ShowHiddenMetricsForVersion, GpuMemoryUtilization, KvCacheDtype, SwapSpace, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
             ResponseRole, SchedulingPolicyOption, EnableAutoToolChoice, ToolCallParser, EnableForceIncludeUsage, EnableRequestIdHeaders, MaxLogprobs, KvCacheMemoryBytes,
         };
         foreach (var option in IgnoredOptions)
@@ -152,6 +155,7 @@ public static class EngineCommandLine
             MaxNumSeqs = r.GetValue(MaxNumSeqs),
             BlockSize = r.GetValue(BlockSize),
             NumGpuBlocks = NumGpuBlocksFrom(r),
+            NumGpuBlocksOverridden = r.GetResult(NumGpuBlocks) is { Implicit: false },
             EnablePrefixCaching = r.GetValue(EnablePrefixCaching) && !r.GetValue(NoEnablePrefixCaching),
             EnableLora = r.GetValue(EnableLora),
             MaxLoras = r.GetValue(MaxLoras),
@@ -163,7 +167,10 @@ public static class EngineCommandLine
             LatencyPresetName = presetName,
             Output = r.GetValue(Output),
             EmbeddingDimensions = r.GetValue(EmbeddingDim),
-            MetricNames = r.GetValue(MetricNamesOption),
+            ShowHiddenMetricsForVersion = r.GetValue(ShowHiddenMetricsForVersion),
+            GpuMemoryUtilization = r.GetValue(GpuMemoryUtilization),
+            KvCacheDtype = r.GetValue(KvCacheDtype)!,
+            SwapSpaceGiB = r.GetValue(SwapSpace),
             KvCacheServer = r.GetValue(KvCacheServer) is { Length: > 0 } cacheServer
                 ? Uri.TryCreate(cacheServer.TrimEnd('/') + "/", UriKind.Absolute, out var uri) ? uri : throw new FormatException($"--kv-cache-server '{cacheServer}' is not a URL")
                 : null,

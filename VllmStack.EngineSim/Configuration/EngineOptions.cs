@@ -9,16 +9,6 @@ public enum OutputMode
     Echo,
 }
 
-/// <summary>Which vLLM generation's metric names to expose.</summary>
-public enum MetricNames
-{
-    /// <summary>vLLM V1: <c>kv_cache_usage_perc</c>, <c>prefix_cache_queries/hits</c>.</summary>
-    V1,
-
-    /// <summary>Older releases: <c>gpu_cache_usage_perc</c>, <c>gpu_prefix_cache_queries/hits</c> (for testing scrapers).</summary>
-    V0,
-}
-
 public sealed record LoraModule(string Name, string Path, string? BaseModelName);
 
 /// <summary>Everything the simulator is told on its command line, validated before it starts serving.</summary>
@@ -40,6 +30,18 @@ public sealed class EngineOptions
 
     public int NumGpuBlocks { get; init; } = 8192;
 
+    /// <summary>Whether the block count was given on the command line (vLLM's <c>num_gpu_blocks_override</c>) rather than left to the default.</summary>
+    public bool NumGpuBlocksOverridden { get; init; }
+
+    /// <summary>vLLM's <c>--gpu-memory-utilization</c>, a share in (0, 1]; the simulator reports it in <c>vllm:cache_config_info</c>.</summary>
+    public double GpuMemoryUtilization { get; init; } = 0.9;
+
+    /// <summary>vLLM's <c>--kv-cache-dtype</c> (<c>auto</c>: the model's); reported in <c>vllm:cache_config_info</c>.</summary>
+    public string KvCacheDtype { get; init; } = "auto";
+
+    /// <summary>vLLM's <c>--swap-space</c> in GiB; reported in <c>vllm:cache_config_info</c> (0.11's <c>vllm serve</c> shows 0.0 by default).</summary>
+    public double SwapSpaceGiB { get; init; }
+
     public bool EnablePrefixCaching { get; init; } = true;
 
     public bool EnableLora { get; init; }
@@ -60,7 +62,19 @@ public sealed class EngineOptions
 
     public int EmbeddingDimensions { get; init; } = 1024;
 
-    public MetricNames MetricNames { get; init; } = MetricNames.V1;
+    /// <summary>
+    /// vLLM's <c>--show-hidden-metrics-for-version</c>: the release whose deprecated metrics, hidden since, are shown again.
+    /// </summary>
+    public string? ShowHiddenMetricsForVersion { get; init; }
+
+    /// <summary>
+    /// Whether the hidden metrics are shown: as vLLM's <c>_prev_minor_version_was</c>, only when the flag names the minor
+    /// release before <see cref="Version"/> exactly (<c>0.10</c> for 0.11.0); any other value shows nothing more.
+    /// </summary>
+    public bool ShowHiddenMetrics =>
+        ShowHiddenMetricsForVersion is { } shown && Version.Split('.') is [var major, var minor, ..]
+        && int.TryParse(minor, System.Globalization.CultureInfo.InvariantCulture, out var m)
+        && shown == $"{major}.{m - 1}";
 
     /// <summary>The cache server that receives this engine's KV block events (the KV-cache network); none: not in it.</summary>
     public Uri? KvCacheServer { get; init; }
@@ -152,6 +166,14 @@ public sealed class EngineOptions
         else if ((long)NumGpuBlocks * BlockSize < MaxModelLen)
         {
             yield return $"the KV cache ({NumGpuBlocks} blocks × {BlockSize} tokens = {(long)NumGpuBlocks * BlockSize} tokens) cannot hold one sequence of --max-model-len {MaxModelLen}; raise --num-gpu-blocks or lower --max-model-len";
+        }
+        if (GpuMemoryUtilization is <= 0 or > 1)
+        {
+            yield return $"--gpu-memory-utilization must be in (0, 1], got {GpuMemoryUtilization}";
+        }
+        if (SwapSpaceGiB < 0)
+        {
+            yield return "--swap-space must be ≥ 0";
         }
         if (MaxLoras < 1)
         {

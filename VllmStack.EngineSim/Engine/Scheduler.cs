@@ -10,7 +10,8 @@ namespace VllmStack.EngineSim.Engine;
 /// KV cache can hold it (reusing cached prefix blocks); a growing sequence that finds no free block preempts the most
 /// recently admitted one (under the priority policy, the lowest priority, latest arrival, as vLLM V1's scheduler does),
 /// which goes back to the queue and recomputes when readmitted. Requests for a LoRA adapter wait while
-/// <c>max-loras</c> other adapters are in the batch.
+/// <c>max-loras</c> other adapters are in the batch. What the batch produces is grouped into engine steps
+/// (<see cref="EngineSteps"/>) for the per-step metrics.
 /// </summary>
 public sealed class Scheduler
 {
@@ -18,6 +19,8 @@ public sealed class Scheduler
     private readonly LinkedList<Sequence> _waiting = new();
     private readonly List<Sequence> _running = [];
     private readonly Dictionary<string, int> _runningLoras = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _loraFirstSeen = new(StringComparer.Ordinal);
+    private readonly EngineSteps _steps;
     private readonly KvBlockPool _pool;
     private readonly EngineMetrics _metrics;
     private readonly int _maxNumSeqs;
@@ -25,6 +28,9 @@ public sealed class Scheduler
     private readonly int _blockSize;
     private readonly SchedulingPolicy _policy;
     private bool _sleeping;
+    private bool _lorasChanged = true;
+    private string _runningLorasLabel = "";
+    private string _waitingLorasLabel = "";
 
     public Scheduler(KvBlockPool pool, int maxNumSeqs, int maxLoras, EngineMetrics metrics, SchedulingPolicy policy = SchedulingPolicy.Fcfs)
     {
@@ -34,6 +40,7 @@ public sealed class Scheduler
         _maxLoras = maxLoras;
         _blockSize = pool.BlockSize;
         _metrics = metrics;
+        _steps = new EngineSteps(StepEnded);
     }
 
     public int BlockSize => _blockSize;
@@ -53,16 +60,8 @@ public sealed class Scheduler
     {
         lock (_lock)
         {
-            var waitingLoras = new SortedSet<string>(StringComparer.Ordinal);
-            foreach (var seq in _waiting)
-            {
-                if (seq.Lora is not null && !_runningLoras.ContainsKey(seq.Lora))
-                {
-                    waitingLoras.Add(seq.Lora);
-                }
-            }
-            return new SchedulerSnapshot(_running.Count, _waiting.Count, _pool.Usage, _pool.UsedBlocks, _pool.CachedBlocks, _sleeping,
-                [.. _runningLoras.Keys.Order(StringComparer.Ordinal)], [.. waitingLoras]);
+            var (running, waiting) = LoraAdapters();
+            return new SchedulerSnapshot(_running.Count, _waiting.Count, _pool.Usage, _pool.UsedBlocks, _pool.CachedBlocks, _sleeping, running, waiting);
         }
     }
 
@@ -102,6 +101,11 @@ public sealed class Scheduler
                 seq.State = SequenceState.Waiting;
                 seq.Admission = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
                 seq.WaitingNode = Enqueue(seq, preempted: false);
+                if (seq.Lora is not null)
+                {
+                    _loraFirstSeen.TryAdd(seq.Lora, _loraFirstSeen.Count);
+                    _lorasChanged = true;
+                }
                 TrySchedule();
             }
             else if (seq.State is not SequenceState.Waiting and not SequenceState.Running)
@@ -144,6 +148,7 @@ public sealed class Scheduler
             {
                 return false;
             }
+            var first = seq.OutputLength == 0;
             if (seq.Tokens.Count + 1 > seq.Blocks.Count * _blockSize)
             {
                 int block;
@@ -161,6 +166,7 @@ public sealed class Scheduler
                 seq.Blocks.Add(block);
             }
             seq.Tokens.Add(token);
+            _steps.Produced(seq, first ? seq.PromptLength + 1 : 1);
             if (seq.Tokens.Count % _blockSize == 0)
             {
                 RegisterFullBlocks(seq);
@@ -180,6 +186,7 @@ public sealed class Scheduler
                     _waiting.Remove(seq.WaitingNode!);
                     seq.WaitingNode = null;
                     seq.Admission?.TrySetCanceled();
+                    _lorasChanged |= seq.Lora is not null;
                     break;
                 case SequenceState.Running:
                     RemoveRunning(seq);
@@ -257,6 +264,7 @@ public sealed class Scheduler
             if (seq.Lora is not null)
             {
                 _runningLoras[seq.Lora] = _runningLoras.GetValueOrDefault(seq.Lora) + 1;
+                _lorasChanged = true;
             }
             seq.State = SequenceState.Running;
             seq.RegisteredBlocks = cachedBlocks;
@@ -309,6 +317,7 @@ public sealed class Scheduler
         _running.Remove(seq);
         if (seq.Lora is not null && _runningLoras.TryGetValue(seq.Lora, out var count))
         {
+            _lorasChanged = true;
             if (count <= 1)
             {
                 _runningLoras.Remove(seq.Lora);
@@ -318,7 +327,49 @@ public sealed class Scheduler
                 _runningLoras[seq.Lora] = count - 1;
             }
         }
+        // The last step ends without the sequence that left, as vLLM's does once it has finished.
+        if (_running.Count == 0)
+        {
+            _steps.BatchEmptied();
+        }
     }
+
+    /// <summary>Per step: <c>vllm:iteration_tokens_total</c>, and with LoRA the current adapters in <c>vllm:lora_requests_info</c>.</summary>
+    private void StepEnded(int tokens)
+    {
+        _metrics.EngineStep(tokens);
+        if (!_metrics.TracksLoraRequests)
+        {
+            return;
+        }
+        if (_lorasChanged)
+        {
+            var (running, waiting) = LoraAdapters();
+            _runningLorasLabel = string.Join(',', running);
+            _waitingLorasLabel = string.Join(',', waiting);
+            _lorasChanged = false;
+        }
+        _metrics.LoraRequests(_runningLorasLabel, _waitingLorasLabel);
+    }
+
+    /// <summary>
+    /// Adapters with running sequences and adapters with waiting ones, as vLLM lists them: an adapter is in both lists
+    /// while it has sequences in both states, and each list keeps the order in which the engine first saw the adapters.
+    /// </summary>
+    private (string[] Running, string[] Waiting) LoraAdapters()
+    {
+        var waiting = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var seq in _waiting)
+        {
+            if (seq.Lora is not null)
+            {
+                waiting.Add(seq.Lora);
+            }
+        }
+        return ([.. _runningLoras.Keys.OrderBy(FirstSeen)], [.. waiting.OrderBy(FirstSeen)]);
+    }
+
+    private int FirstSeen(string lora) => _loraFirstSeen.GetValueOrDefault(lora);
 
     private void RegisterFullBlocks(Sequence seq)
     {

@@ -37,6 +37,9 @@ public sealed class Sequence
 
     public string? Lora { get; }
 
+    /// <summary>The request this sequence is one of <c>n</c> samples of; null for a request with <c>n</c> = 1.</summary>
+    public ParentRequest? Parent { get; init; }
+
     public long ArrivalTimestamp { get; }
 
     public int Priority { get; }
@@ -56,6 +59,9 @@ public sealed class Sequence
     internal int RegisteredBlocks { get; set; }
 
     internal List<ulong> BlockHashes { get; } = [];
+
+    /// <summary>The engine step in which this sequence last produced a token (see <see cref="EngineSteps"/>).</summary>
+    internal long LastStep { get; set; }
 
     internal TaskCompletionSource<int>? Admission { get; set; }
 

@@ -69,7 +69,7 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
                 if (firstToken == 0)
                 {
                     firstToken = now;
-                    metrics.FirstToken(Stopwatch.GetElapsedTime(seq.ArrivalTimestamp, now).TotalSeconds);
+                    metrics.FirstToken(Stopwatch.GetElapsedTime(seq.ArrivalTimestamp, now).TotalSeconds, seq.PromptLength);
                 }
                 else
                 {
@@ -135,7 +135,7 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
         finally
         {
             scheduler.Release(seq);
-            metrics.Finished(seq, finishReason, firstToken, lastToken);
+            metrics.Finished(seq, finishReason, firstToken, lastToken, p.MaxTokens);
         }
     }
 

@@ -5,16 +5,18 @@ using System.Text;
 namespace VllmStack.ServiceDefaults.Metrics;
 
 /// <summary>What the exporter keeps for one instrument; the listener hands it back with every measurement.</summary>
-internal abstract class InstrumentState(Instrument instrument)
+internal abstract class InstrumentState(Instrument instrument, PrometheusNumberFormat format)
 {
     public Instrument Instrument { get; } = instrument;
+
+    protected PrometheusNumberFormat Format { get; } = format;
 
     /// <summary>Called on the service's hot path: must not allocate once the series exists.</summary>
     public abstract void Record(double value, ReadOnlySpan<KeyValuePair<string, object?>> tags);
 
     public abstract void Write(IBufferWriter<byte> writer, byte[] metricName, long collection);
 
-    protected static void WriteSample(IBufferWriter<byte> writer, byte[] name, byte[] labels, double value)
+    protected void WriteSample(IBufferWriter<byte> writer, byte[] name, byte[] labels, double value)
     {
         PrometheusText.Write(writer, name);
         if (labels.Length > 0)
@@ -24,13 +26,13 @@ internal abstract class InstrumentState(Instrument instrument)
             PrometheusText.WriteByte(writer, (byte)'}');
         }
         PrometheusText.WriteByte(writer, (byte)' ');
-        PrometheusText.WriteDouble(writer, value);
+        PrometheusText.WriteDouble(writer, value, Format);
         PrometheusText.WriteByte(writer, (byte)'\n');
     }
 }
 
 /// <summary>Counters and up-down counters: measurements are deltas.</summary>
-internal sealed class SumState(Instrument instrument, int maxSeries) : InstrumentState(instrument)
+internal sealed class SumState(Instrument instrument, int maxSeries, PrometheusNumberFormat format) : InstrumentState(instrument, format)
 {
     private readonly SeriesTable<ValueCell> _series = new(static () => new ValueCell(), maxSeries);
 
@@ -49,7 +51,7 @@ internal sealed class SumState(Instrument instrument, int maxSeries) : Instrumen
 /// Gauges and every observable instrument: measurements are absolute values. Observable series that
 /// their callback no longer reports are left out of the scrape.
 /// </summary>
-internal sealed class LastValueState(Instrument instrument, int maxSeries) : InstrumentState(instrument)
+internal sealed class LastValueState(Instrument instrument, int maxSeries, PrometheusNumberFormat format) : InstrumentState(instrument, format)
 {
     private readonly SeriesTable<ValueCell> _series = new(static () => new ValueCell(), maxSeries);
 
@@ -75,6 +77,10 @@ internal sealed class LastValueState(Instrument instrument, int maxSeries) : Ins
     }
 }
 
+/// <summary>
+/// Histograms: cumulative <c>_bucket{le}</c> lines, <c>_sum</c>, <c>_count</c>. Without bounds, only <c>_sum</c> and
+/// <c>_count</c>: a summary without quantiles.
+/// </summary>
 internal sealed class HistogramState : InstrumentState
 {
     private readonly SeriesTable<HistogramCell> _series;
@@ -83,13 +89,13 @@ internal sealed class HistogramState : InstrumentState
     private byte[]? _sumName;
     private byte[]? _countName;
 
-    public HistogramState(Instrument instrument, double[] bounds, int maxSeries) : base(instrument)
+    public HistogramState(Instrument instrument, double[] bounds, int maxSeries, PrometheusNumberFormat format) : base(instrument, format)
     {
         _series = new SeriesTable<HistogramCell>(() => new HistogramCell(bounds), maxSeries);
         _leLabels = new byte[bounds.Length + 1][];
         for (var i = 0; i < bounds.Length; i++)
         {
-            _leLabels[i] = Encoding.UTF8.GetBytes($"le=\"{PrometheusText.FormatDouble(bounds[i])}\"");
+            _leLabels[i] = Encoding.UTF8.GetBytes($"le=\"{PrometheusText.FormatDouble(bounds[i], format)}\"");
         }
         _leLabels[^1] = "le=\"+Inf\""u8.ToArray();
     }
@@ -107,6 +113,10 @@ internal sealed class HistogramState : InstrumentState
             for (var i = 0; i < cell.Counts.Length; i++)
             {
                 cumulative += Volatile.Read(ref cell.Counts[i]);
+                if (_leLabels.Length == 1)
+                {
+                    continue;
+                }
                 PrometheusText.Write(writer, _bucketName);
                 PrometheusText.WriteByte(writer, (byte)'{');
                 if (tags.Labels.Length > 0)
@@ -116,7 +126,7 @@ internal sealed class HistogramState : InstrumentState
                 }
                 PrometheusText.Write(writer, _leLabels[i]);
                 PrometheusText.Write(writer, "} "u8);
-                PrometheusText.WriteLong(writer, cumulative);
+                PrometheusText.WriteDouble(writer, cumulative, Format);
                 PrometheusText.WriteByte(writer, (byte)'\n');
             }
             WriteSample(writer, _sumName, tags.Labels, cell.Sum);

@@ -19,6 +19,7 @@ internal sealed class MetricFamily
         {
             PrometheusMetricType.Counter => "counter",
             PrometheusMetricType.Histogram => "histogram",
+            PrometheusMetricType.Summary => "summary",
             _ => "gauge",
         };
         var header = new StringBuilder();

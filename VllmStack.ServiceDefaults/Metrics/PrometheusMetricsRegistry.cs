@@ -151,29 +151,33 @@ public sealed class PrometheusMetricsRegistry : IDisposable
         }
         var definition = type.GetGenericTypeDefinition();
         var max = _options.MaxSeriesPerInstrument;
+        var format = _options.NumberFormat;
         if (definition == typeof(Counter<>))
         {
-            return (PrometheusMetricType.Counter, i => new SumState(i, max));
+            return (PrometheusMetricType.Counter, i => new SumState(i, max, format));
         }
         if (definition == typeof(UpDownCounter<>))
         {
-            return (PrometheusMetricType.Gauge, i => new SumState(i, max));
+            return (PrometheusMetricType.Gauge, i => new SumState(i, max, format));
         }
         if (definition == typeof(ObservableCounter<>))
         {
-            return (PrometheusMetricType.Counter, i => new LastValueState(i, max));
+            return (PrometheusMetricType.Counter, i => new LastValueState(i, max, format));
         }
         if (definition == typeof(Gauge<>) || definition == typeof(ObservableGauge<>) || definition == typeof(ObservableUpDownCounter<>))
         {
-            return (PrometheusMetricType.Gauge, i => new LastValueState(i, max));
+            return (PrometheusMetricType.Gauge, i => new LastValueState(i, max, format));
         }
         if (definition == typeof(Histogram<>))
         {
-            return (PrometheusMetricType.Histogram, i => new HistogramState(i, BucketsFor(i), max));
+            var bounds = BucketsFor(instrument);
+            return (bounds.Length == 0 ? PrometheusMetricType.Summary : PrometheusMetricType.Histogram,
+                i => new HistogramState(i, bounds, max, format));
         }
         return null;
     }
 
+    /// <summary>The advised bounds (none: a summary), else the defaults for the instrument's unit.</summary>
     private double[] BucketsFor(Instrument instrument)
     {
         var advised = instrument switch
@@ -187,7 +191,7 @@ public sealed class PrometheusMetricsRegistry : IDisposable
             Histogram<decimal> h => h.Advice?.HistogramBucketBoundaries?.Select(b => (double)b).ToArray(),
             _ => null,
         };
-        if (advised is { Length: > 0 })
+        if (advised is not null)
         {
             Array.Sort(advised);
             return [.. advised.Distinct()];

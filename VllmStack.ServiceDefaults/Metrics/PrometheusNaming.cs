@@ -83,4 +83,7 @@ public enum PrometheusMetricType
     Counter,
     Gauge,
     Histogram,
+
+    /// <summary>A histogram without buckets: <c>_sum</c> and <c>_count</c> only (a summary without quantiles).</summary>
+    Summary,
 }

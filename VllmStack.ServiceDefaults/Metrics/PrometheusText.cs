@@ -40,6 +40,10 @@ public static class PrometheusText
         _ => value.ToString() ?? "",
     };
 
+    /// <summary>A number as <paramref name="format"/> writes it (label values such as <c>le</c>).</summary>
+    public static string FormatDouble(double value, PrometheusNumberFormat format) =>
+        format == PrometheusNumberFormat.Python ? PythonFloat.GoString(value) : FormatDouble(value);
+
     public static string FormatDouble(double value) => value switch
     {
         double.PositiveInfinity => "+Inf",
@@ -47,6 +51,24 @@ public static class PrometheusText
         double.NaN => "NaN",
         _ => value.ToString("R", CultureInfo.InvariantCulture),
     };
+
+    /// <summary>Writes a sample value as <paramref name="format"/> writes it, without allocating.</summary>
+    public static void WriteDouble(IBufferWriter<byte> writer, double value, PrometheusNumberFormat format)
+    {
+        if (format == PrometheusNumberFormat.Go)
+        {
+            WriteDouble(writer, value);
+            return;
+        }
+        Span<char> chars = stackalloc char[PythonFloat.MaxLength];
+        var length = PythonFloat.TryFormat(value, chars, goExponents: true);
+        var span = writer.GetSpan(length);
+        for (var i = 0; i < length; i++)
+        {
+            span[i] = (byte)chars[i];
+        }
+        writer.Advance(length);
+    }
 
     public static void WriteDouble(IBufferWriter<byte> writer, double value)
     {

@@ -91,6 +91,35 @@ public sealed class EngineStatsReadingTests
     }
 
     [Fact]
+    public void Reads_an_engine_that_exposes_only_the_deprecated_counter_names()
+    {
+        // vLLM 0.9.1 and earlier V1 engines: no kv_cache_usage_perc or prefix_cache_* yet.
+        var load = EngineStatsScraper.Read("""
+            vllm:num_requests_running{engine="0",model_name="a"} 2.0
+            vllm:num_requests_waiting{engine="0",model_name="a"} 1.0
+            vllm:gpu_cache_usage_perc{engine="0",model_name="a"} 0.75
+            vllm:gpu_prefix_cache_queries_total{engine="0",model_name="a"} 400.0
+            vllm:gpu_prefix_cache_hits_total{engine="0",model_name="a"} 100.0
+            """, 0, DateTimeOffset.UnixEpoch);
+        Assert.Equal((2, 1, 0.75, 0.25), (load.Running, load.Waiting, load.KvCacheUsage, load.PrefixCacheHitRate));
+    }
+
+    [Fact]
+    public void Reads_an_engine_that_exposes_the_deprecated_names_beside_the_new_ones()
+    {
+        // vLLM 0.9.2–0.10, or 0.11 with --show-hidden-metrics-for-version 0.10: both names, the same values.
+        var load = EngineStatsScraper.Read("""
+            vllm:gpu_cache_usage_perc{engine="0",model_name="a"} 0.5
+            vllm:kv_cache_usage_perc{engine="0",model_name="a"} 0.5
+            vllm:gpu_prefix_cache_queries_total{engine="0",model_name="a"} 400.0
+            vllm:gpu_prefix_cache_hits_total{engine="0",model_name="a"} 300.0
+            vllm:prefix_cache_queries_total{engine="0",model_name="a"} 400.0
+            vllm:prefix_cache_hits_total{engine="0",model_name="a"} 300.0
+            """, 0, DateTimeOffset.UnixEpoch);
+        Assert.Equal((0.5, 0.75), (load.KvCacheUsage, load.PrefixCacheHitRate));
+    }
+
+    [Fact]
     public void Load_score_adds_other_clients_load_to_the_routers_live_count()
     {
         var engine = new Engine(1, new Uri("http://127.0.0.1:1/"));

@@ -9,11 +9,12 @@ public sealed class PrometheusExpositionTests : IDisposable
     private readonly Meter _meter = new("test.exposition." + Guid.NewGuid().ToString("N"));
     private PrometheusMetricsRegistry? _registry;
 
-    private PrometheusMetricsRegistry Registry(int maxSeries = 2000) =>
+    private PrometheusMetricsRegistry Registry(int maxSeries = 2000, PrometheusNumberFormat format = PrometheusNumberFormat.Go) =>
         _registry ??= new PrometheusMetricsRegistry(new PrometheusExporterOptions
         {
             InstrumentFilter = i => i.Meter == _meter,
             MaxSeriesPerInstrument = maxSeries,
+            NumberFormat = format,
         });
 
     public void Dispose()
@@ -62,6 +63,60 @@ public sealed class PrometheusExpositionTests : IDisposable
             vllm:time_to_first_token_seconds_bucket{model_name="m",le="+Inf"} 4
             vllm:time_to_first_token_seconds_sum{model_name="m"} 4.5
             vllm:time_to_first_token_seconds_count{model_name="m"} 4
+
+            """.ReplaceLineEndings("\n"),
+            registry.Scrape());
+    }
+
+    [Fact]
+    public void Python_number_format_writes_bounds_and_values_as_prometheus_client_does()
+    {
+        var registry = Registry(format: PrometheusNumberFormat.Python);
+        var histogram = _meter.CreateHistogram<long>("vllm:request_params_n", null, "Histogram of the n request parameter.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [1, 2, 5] });
+        histogram.Record(2, new KeyValuePair<string, object?>("model_name", "m"));
+        var latency = _meter.CreateHistogram<double>("latency", "s", null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.005, 2560] });
+        latency.Record(0.001);
+        _meter.CreateObservableGauge("big", () => 1234567.0);
+
+        Assert.Equal(
+            """
+            # TYPE big gauge
+            big 1.234567e+06
+            # TYPE latency_seconds histogram
+            latency_seconds_bucket{le="0.005"} 1.0
+            latency_seconds_bucket{le="2560.0"} 1.0
+            latency_seconds_bucket{le="+Inf"} 1.0
+            latency_seconds_sum 0.001
+            latency_seconds_count 1.0
+            # HELP vllm:request_params_n Histogram of the n request parameter.
+            # TYPE vllm:request_params_n histogram
+            vllm:request_params_n_bucket{model_name="m",le="1.0"} 0.0
+            vllm:request_params_n_bucket{model_name="m",le="2.0"} 1.0
+            vllm:request_params_n_bucket{model_name="m",le="5.0"} 1.0
+            vllm:request_params_n_bucket{model_name="m",le="+Inf"} 1.0
+            vllm:request_params_n_sum{model_name="m"} 2.0
+            vllm:request_params_n_count{model_name="m"} 1.0
+
+            """.ReplaceLineEndings("\n"),
+            registry.Scrape());
+    }
+
+    [Fact]
+    public void A_histogram_advised_no_buckets_is_a_summary_of_sum_and_count()
+    {
+        var registry = Registry();
+        var sizes = _meter.CreateHistogram<long>("http_request_size_bytes", null, "Content length.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = [] });
+        sizes.Record(100, new KeyValuePair<string, object?>("handler", "/v1/completions"));
+        sizes.Record(20, new KeyValuePair<string, object?>("handler", "/v1/completions"));
+
+        Assert.Equal(
+            """
+            # HELP http_request_size_bytes Content length.
+            # TYPE http_request_size_bytes summary
+            http_request_size_bytes_sum{handler="/v1/completions"} 120
+            http_request_size_bytes_count{handler="/v1/completions"} 2
 
             """.ReplaceLineEndings("\n"),
             registry.Scrape());
@@ -205,10 +260,12 @@ public sealed class PrometheusExpositionTests : IDisposable
         Assert.DoesNotContain("gone_total", registry.Scrape());
     }
 
-    [Fact]
-    public void Recording_into_an_existing_series_allocates_nothing()
+    [Theory]
+    [InlineData(PrometheusNumberFormat.Go)]
+    [InlineData(PrometheusNumberFormat.Python)]
+    public void Recording_into_an_existing_series_allocates_nothing(PrometheusNumberFormat format)
     {
-        var registry = Registry();
+        var registry = Registry(format: format);
         var counter = _meter.CreateCounter<long>("hot.counter");
         var histogram = _meter.CreateHistogram<double>("hot.histogram", "s");
         var model = new KeyValuePair<string, object?>("model_name", "m");
@@ -228,7 +285,8 @@ public sealed class PrometheusExpositionTests : IDisposable
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         Assert.Equal(0, allocated);
-        Assert.Contains("hot_counter_total{engine=\"0\",model_name=\"m\"} 101000\n", registry.Scrape());
+        Assert.Contains(format == PrometheusNumberFormat.Go ? "hot_counter_total{engine=\"0\",model_name=\"m\"} 101000\n" : "hot_counter_total{engine=\"0\",model_name=\"m\"} 101000.0\n",
+            registry.Scrape());
     }
 
     [Fact]

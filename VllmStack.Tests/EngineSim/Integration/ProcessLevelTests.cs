@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using VllmStack.ServiceDefaults.Metrics;
 using VllmStack.Tests.Infrastructure;
 
 namespace VllmStack.Tests.EngineSim.Integration;
@@ -34,7 +35,8 @@ public sealed class ProcessLevelTests
     [Fact]
     public async Task Promtool_parses_the_exposition_and_finds_only_known_lint()
     {
-        await using var sim = await EngineSimProcess.StartAsync(["--latency-preset", "instant"]);
+        // Every family EngineSim can expose: the hidden ones, LoRA's info gauge, the HTTP summaries.
+        await using var sim = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--enable-lora", "--show-hidden-metrics-for-version", "0.10"]);
         using (var response = await sim.Http.PostAsync("v1/completions",
             new StringContent("""{"prompt":"scrape me","max_tokens":4,"stream":true}""", System.Text.Encoding.UTF8, "application/json")))
         {
@@ -58,19 +60,25 @@ public sealed class ProcessLevelTests
         var findings = report.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.All(findings, line => Assert.True(
             line.EndsWith("metric names should not contain ':'", StringComparison.Ordinal)          // vLLM's own naming
+            || line == "vllm:iteration_tokens_total non-counter metrics should not have \"_total\" suffix" // vLLM's own name for a histogram
             || line.EndsWith("should not have \"_count\" suffix", StringComparison.Ordinal),        // .NET runtime gauges such as dotnet_process_cpu_count
             "unexpected promtool finding: " + line));
         Assert.Contains("vllm:num_requests_running", exposition);
+        Assert.Contains("vllm:lora_requests_info{", exposition);
+        Assert.Contains("# TYPE http_request_size_bytes summary", exposition);
     }
 }
 
-/// <summary>Older vLLM metric names, which scrapers (router, autoscaler) must also understand.</summary>
-public sealed class LegacyMetricNamesTests
+/// <summary>
+/// Older vLLM metric names, which scrapers (router, autoscaler) must also understand: vLLM 0.11 hides the names it
+/// deprecated in 0.9.2 unless <c>--show-hidden-metrics-for-version 0.10</c> shows them again beside the new ones.
+/// </summary>
+public sealed class HiddenMetricsTests
 {
     [Fact]
-    public async Task V0_names_replace_the_v1_ones_and_carry_the_same_values()
+    public async Task The_previous_minor_version_shows_the_deprecated_names_beside_the_new_ones_with_the_same_values()
     {
-        await using var sim = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--metric-names", "v0"]);
+        await using var sim = await EngineSimProcess.StartAsync(["--latency-preset", "instant", "--show-hidden-metrics-for-version", "0.10"]);
         var prompt = string.Join(' ', Enumerable.Repeat("repeated words here", 40));
         for (var i = 0; i < 2; i++)
         {
@@ -80,9 +88,25 @@ public sealed class LegacyMetricNamesTests
         }
 
         var metrics = await sim.MetricsAsync();
-        Assert.True(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Sum(metrics, "vllm:gpu_prefix_cache_hits_total") > 0);
-        Assert.True(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Contains(metrics, "vllm:gpu_cache_usage_perc"));
-        Assert.False(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Contains(metrics, "vllm:kv_cache_usage_perc"));
-        Assert.False(VllmStack.ServiceDefaults.Metrics.PrometheusSampleExtensions.Contains(metrics, "vllm:prefix_cache_hits_total"));
+        var hits = metrics.Sum("vllm:prefix_cache_hits_total");
+        Assert.True(hits > 0);
+        Assert.Equal(hits, metrics.Sum("vllm:gpu_prefix_cache_hits_total"));
+        Assert.Equal(metrics.Sum("vllm:prefix_cache_queries_total"), metrics.Sum("vllm:gpu_prefix_cache_queries_total"));
+        Assert.True(metrics.Contains("vllm:gpu_cache_usage_perc"));
+        Assert.True(metrics.Contains("vllm:kv_cache_usage_perc"));
+        Assert.Contains("DEPRECATED: Use vllm:kv_cache_usage_perc instead.", await sim.MetricsTextAsync());
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("0.9")]
+    [InlineData("0.10.0")]
+    public async Task Without_the_previous_minor_version_only_the_new_names_are_exposed(string? version)
+    {
+        await using var sim = await EngineSimProcess.StartAsync(
+            ["--latency-preset", "instant", .. version is null ? Array.Empty<string>() : ["--show-hidden-metrics-for-version", version]]);
+        var metrics = await sim.MetricsAsync();
+        Assert.True(metrics.Contains("vllm:kv_cache_usage_perc"));
+        Assert.DoesNotContain(metrics, s => s.Name.StartsWith("vllm:gpu_", StringComparison.Ordinal));
     }
 }
