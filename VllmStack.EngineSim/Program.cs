@@ -85,7 +85,17 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     AudioEndpoints.Map(app);
     TokenizerEndpoints.Map(app, options);
     SleepEndpoints.Map(app);
-    app.MapFallback(context => ApiError.NotFound($"No route for {context.Request.Method} {context.Request.Path}.").WriteAsync(context.Response));
+    // No fallback route: an unknown path (404) or a wrong method (405, with Allow) gets the body Starlette's router gives
+    // in vLLM, {"detail": "Not Found"} / {"detail": "Method Not Allowed"} — not an OpenAI error object.
+    app.UseStatusCodePages(context =>
+    {
+        var response = context.HttpContext.Response;
+        response.ContentType = "application/json";
+        return response.WriteAsync(System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string>
+        {
+            ["detail"] = Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(response.StatusCode),
+        }), context.HttpContext.RequestAborted);
+    });
 
     var url = await app.StartAndAnnounceAsync("EngineSim", cancellationToken);
     if (app.Services.GetService<VllmStack.EngineSim.Network.KvEventPublisher>() is { } publisher)

@@ -144,8 +144,11 @@ public sealed class ApiBehaviourTests(EchoSimFixture fixture) : IClassFixture<Ec
         Schema(s12, b12);
         var (s13, b13) = await OpenAiHttp.PostJsonAsync(Http, "v1/completions", new { model = Model, prompt = "" });
         Serving(s13, b13);
+        // Routing's own answers are Starlette's, as in vLLM: not OpenAI error objects.
         using var missing = await Http.GetAsync("v1/nothing-here");
-        AssertError((int)missing.StatusCode, JsonNode.Parse(await missing.Content.ReadAsStringAsync()), 404);
+        Assert.Equal((HttpStatusCode.NotFound, """{"detail":"Not Found"}"""), (missing.StatusCode, await missing.Content.ReadAsStringAsync()));
+        using var wrongMethod = await Http.GetAsync("v1/completions");
+        Assert.Equal((HttpStatusCode.MethodNotAllowed, """{"detail":"Method Not Allowed"}"""), (wrongMethod.StatusCode, await wrongMethod.Content.ReadAsStringAsync()));
     }
 
     [Fact]
