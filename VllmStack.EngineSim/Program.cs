@@ -18,6 +18,12 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     builder.WebHost.ConfigureKestrel(kestrel =>
     {
         kestrel.AddServerHeader = false;
+        // uvicorn's limits, not Kestrel's: no body size limit (vLLM checks what it must itself), no header count limit,
+        // a 16 KiB header block (h11's default), header bytes taken as Latin-1 as Starlette decodes them.
+        kestrel.Limits.MaxRequestBodySize = null;
+        kestrel.Limits.MaxRequestHeaderCount = 10_000;
+        kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+        kestrel.RequestHeaderEncodingSelector = _ => System.Text.Encoding.Latin1;
         if (options.Host is "localhost")
         {
             kestrel.ListenLocalhost(options.Port);

@@ -42,8 +42,10 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     // The proxy enforces Router:MaxRequestBodyBytes itself (it stops reading past the limit), so that a chunked
     // body over the limit gets the same OpenAI-style 413 as one that declares its length.
     kestrel.Limits.MaxRequestBodySize = null;
-    // Engines' header values are relayed as the UTF-8 they arrived in (see EngineForwarder), not refused by Kestrel.
-    kestrel.ResponseHeaderEncodingSelector = _ => System.Text.Encoding.UTF8;
+    // Header values pass through byte for byte: Latin-1 maps every byte to one char and back, so UTF-8 and obs-text
+    // bytes (which vLLM's uvicorn accepts) reach the engine as the client sent them, and engines' answers come back so.
+    kestrel.RequestHeaderEncodingSelector = _ => System.Text.Encoding.Latin1;
+    kestrel.ResponseHeaderEncodingSelector = _ => System.Text.Encoding.Latin1;
     var urlsConfigured = !string.IsNullOrEmpty(builder.Configuration["urls"]) || !string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"])
         || !string.IsNullOrEmpty(builder.Configuration["HTTP_PORTS"]) || !string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_HTTP_PORTS"]);
     if (options.Port is null && urlsConfigured)

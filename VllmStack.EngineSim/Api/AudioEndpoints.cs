@@ -18,6 +18,9 @@ namespace VllmStack.EngineSim.Api;
 /// </summary>
 public static class AudioEndpoints
 {
+    /// <summary>vLLM's <c>VLLM_MAX_AUDIO_CLIP_FILESIZE_MB</c> default: 25 MB of audio at most.</summary>
+    private const long MaxAudioFileBytes = 25L * 1024 * 1024;
+
     /// <summary>Bytes per second of 16 kHz, 16-bit mono PCM: Whisper's input format.</summary>
     private const int BytesPerSecond = 32_000;
 
@@ -45,10 +48,15 @@ public static class AudioEndpoints
             // FastAPI's answer to a form it cannot parse (a truncated or malformed multipart body).
             throw new ApiException(new ApiError(400, "There was an error parsing the body", "Bad Request"));
         }
-        var model = form["model"].ToString();
+        // Starlette keeps the last of repeated form fields.
+        var model = form["model"].LastOrDefault() ?? "";
         var target = catalog.Resolve(model) ?? throw new ApiException(ApiError.ModelNotFound(model));
         var file = form.Files.GetFile("file") ?? throw new ApiException(ApiError.BadRequest("'file' is required: the audio to transcribe.", "file"));
-        var format = form["response_format"].ToString() is { Length: > 0 } given ? given : "json";
+        if (file.Length > MaxAudioFileBytes)
+        {
+            throw new ApiException(ApiError.BadRequest("Maximum file size exceeded."));
+        }
+        var format = form["response_format"].LastOrDefault() is { Length: > 0 } given ? given : "json";
         if (format is not ("json" or "text"))
         {
             throw new ApiException(ApiError.BadRequest("Currently only support response_format `text` or `json`", "response_format"));

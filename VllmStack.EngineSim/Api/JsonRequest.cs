@@ -25,6 +25,12 @@ internal static class JsonRequest
         try
         {
             document = JsonDocument.Parse(bytes);
+            if (!VllmStack.ServiceDefaults.Json.JsonEscapes.AllDecodable(bytes.Span))
+            {
+                document.Dispose();
+                // A lone surrogate (\ud800) parses but decodes to no text; vLLM refuses the request, never fails on it.
+                throw new ApiException(new ApiError(400, "There was an error parsing the body", "Bad Request"));
+            }
         }
         catch (JsonException e)
         {

@@ -37,7 +37,8 @@ public sealed class ProxyEndpoint(
         {
             request = route.Body == RequestBodyKind.Json
                 ? await JsonRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.SessionKey, policies.NeedsPrompt, context.RequestAborted)
-                : await MultipartRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.MaxUploadBodyBytes, context.RequestAborted);
+                : await MultipartRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.MaxUploadBodyBytes,
+                    TimeSpan.FromSeconds(options.Forwarding.IdleTimeout), context.RequestAborted);
         }
         catch (ClientRequestException e)
         {
@@ -113,6 +114,12 @@ public sealed class ProxyEndpoint(
                             var tooLarge = request.LastStreamedContent?.ClientFailure?.TooLarge == true;
                             await Reject(context, tooLarge ? 413 : 400, tooLarge ? "body_too_large" : "bad_request", result.Detail!);
                         }
+                        return;
+                    case AttemptError.BodyNotAccepted:
+                        // The engine closed while the body was still going out: it may have answered early, refusing the
+                        // request (too large, too many headers), or died. Not held against it, not sent elsewhere.
+                        await Reject(context, 502, "body_not_accepted",
+                            $"The engine closed the connection before taking the whole request body; it may have refused the request ({result.Detail}).");
                         return;
                     case AttemptError.ResponseHeadersTimeout:
                         engineFailed = true;

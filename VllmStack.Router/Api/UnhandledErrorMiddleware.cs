@@ -12,8 +12,9 @@ public sealed class UnhandledErrorMiddleware(RequestDelegate next, ILogger<Unhan
         {
             await next(context);
         }
-        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (context.RequestAborted.IsCancellationRequested || e is Microsoft.AspNetCore.Connections.ConnectionResetException)
         {
+            // The client left (its reset may surface before RequestAborted is set): nothing to answer, nothing wrong here.
         }
         catch (BadHttpRequestException e)
         {

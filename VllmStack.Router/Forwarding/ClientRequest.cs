@@ -15,7 +15,7 @@ public sealed class ClientRequest : IDisposable
     private StreamedBodyContent? _lastStreamed;
 
     /// <summary>The rest of an upload, still in the client's connection, and what it may add up to.</summary>
-    private sealed record StreamedBody(Stream Rest, long? TotalLength, long Limit);
+    private sealed record StreamedBody(Stream Rest, long? TotalLength, long Limit, TimeSpan WriteTimeout);
 
     private ClientRequest(InspectedRequest inspected, byte[]? pooled, ReadOnlyMemory<byte> body, StreamedBody? streamed)
     {
@@ -44,21 +44,22 @@ public sealed class ClientRequest : IDisposable
     /// A body whose first <paramref name="headLength"/> bytes were read into <paramref name="pooledHead"/> (returned on dispose)
     /// and whose rest streams from <paramref name="rest"/> when sent; <paramref name="limit"/> bounds the whole.
     /// </summary>
-    public static ClientRequest Streamed(InspectedRequest inspected, byte[] pooledHead, int headLength, Stream rest, long? totalLength, long limit) =>
-        new(inspected, pooledHead, pooledHead.AsMemory(0, headLength), new StreamedBody(rest, totalLength, limit));
+    /// <param name="writeTimeout">How long an engine may take no body before it counts as stalled.</param>
+    public static ClientRequest Streamed(InspectedRequest inspected, byte[] pooledHead, int headLength, Stream rest, long? totalLength, long limit, TimeSpan writeTimeout) =>
+        new(inspected, pooledHead, pooledHead.AsMemory(0, headLength), new StreamedBody(rest, totalLength, limit, writeTimeout));
 
     /// <summary>The content of one attempt; for a streamed body, only while <see cref="CanResend"/>.</summary>
-    public HttpContent CreateContent()
+    public ForwardedContent CreateContent()
     {
         if (_streamed is null)
         {
-            return new ReadOnlyMemoryContent(_body);
+            return new BufferedBodyContent(_body);
         }
         if (!CanResend)
         {
             throw new InvalidOperationException("The streamed body was already sent.");
         }
-        return _lastStreamed = new StreamedBodyContent(_body, _streamed.Rest, _streamed.TotalLength, _streamed.Limit);
+        return _lastStreamed = new StreamedBodyContent(_body, _streamed.Rest, _streamed.TotalLength, _streamed.Limit, _streamed.WriteTimeout);
     }
 
     public void Dispose()

@@ -26,6 +26,12 @@ public enum AttemptError
     /// <summary>The client's own body failed or grew too large while it streamed: the request's problem.</summary>
     ClientBody,
 
+    /// <summary>
+    /// The connection broke while the request body was still going out: the engine may have answered early and closed
+    /// (refusing the request) or died. Ambiguous, so not the engine's failure; the request is not sent again.
+    /// </summary>
+    BodyNotAccepted,
+
     /// <summary>The client left.</summary>
     Canceled,
 }
@@ -35,8 +41,8 @@ public sealed record AttemptResult(HttpResponseMessage? Response, AttemptError E
 
 /// <summary>
 /// Sends requests to engines over pooled keep-alive connections and tells engine-side failures from the request's own:
-/// the router judges an engine only by the first kind. Header values travel as UTF-8 bytes, as clients sent them
-/// (Kestrel decodes them as UTF-8; vLLM's uvicorn accepts such bytes), so an unusual header never stops a request.
+/// the router judges an engine only by the first kind. Header values travel byte for byte as clients sent them (UTF-8
+/// or Latin-1 obs-text, which vLLM's uvicorn accepts), so an unusual header never stops a request.
 /// </summary>
 public sealed class EngineForwarder : IDisposable
 {
@@ -59,8 +65,9 @@ public sealed class EngineForwarder : IDisposable
             AllowAutoRedirect = false,
             UseCookies = false,
             UseProxy = false,
-            RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8,
-            ResponseHeaderEncodingSelector = (_, _) => Encoding.UTF8,
+            // Latin-1 both ways (as the router's Kestrel decodes them): every header byte goes out as it came in.
+            RequestHeaderEncodingSelector = (_, _) => Encoding.Latin1,
+            ResponseHeaderEncodingSelector = (_, _) => Encoding.Latin1,
         }, disposeHandler: true);
     }
 
@@ -68,7 +75,7 @@ public sealed class EngineForwarder : IDisposable
     /// Sends <paramref name="content"/> to <paramref name="path"/> on <paramref name="engine"/> with the client's end-to-end
     /// headers; returns when response headers arrive. Never throws for a failed attempt: <see cref="AttemptResult.Error"/> says why.
     /// </summary>
-    public async Task<AttemptResult> SendAsync(HttpRequest client, Uri engine, string path, HttpContent content, string requestId, CancellationToken clientAborted)
+    public async Task<AttemptResult> SendAsync(HttpRequest client, Uri engine, string path, ForwardedContent content, string requestId, CancellationToken clientAborted)
     {
         HttpRequestMessage upstream;
         try
@@ -90,7 +97,16 @@ public sealed class EngineForwarder : IDisposable
         using (upstream)
         {
             using var headersTimeout = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
-            headersTimeout.CancelAfter(TimeSpan.FromSeconds(_options.ResponseHeadersTimeout));
+            var timeout = TimeSpan.FromSeconds(_options.ResponseHeadersTimeout);
+            if (content is StreamedBodyContent)
+            {
+                // An upload's time to headers starts when it has all gone: a slow client is not the engine's delay.
+                content.OnCompleted = () => ArmQuietly(headersTimeout, timeout);
+            }
+            else
+            {
+                headersTimeout.CancelAfter(timeout);
+            }
             try
             {
                 var response = await _invoker.SendAsync(upstream, headersTimeout.Token).ConfigureAwait(false);
@@ -99,6 +115,10 @@ public sealed class EngineForwarder : IDisposable
             catch (Exception e) when (Find<ClientBodyException>(e) is { } body)
             {
                 return new AttemptResult(null, AttemptError.ClientBody, body.Message);
+            }
+            catch (Exception e) when (Find<EngineStalledException>(e) is { } stalled)
+            {
+                return new AttemptResult(null, AttemptError.ResponseHeadersTimeout, stalled.Message);
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
@@ -110,12 +130,29 @@ public sealed class EngineForwarder : IDisposable
             }
             catch (HttpRequestException e)
             {
-                return new AttemptResult(null, Classify(e), e.InnerException is { } inner ? $"{e.Message} {inner.Message}" : e.Message);
+                var error = Classify(e);
+                if (error == AttemptError.ResetBeforeHeaders && content is { Started: true, Completed: false })
+                {
+                    error = AttemptError.BodyNotAccepted;
+                }
+                return new AttemptResult(null, error, e.InnerException is { } inner ? $"{e.Message} {inner.Message}" : e.Message);
             }
             catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
             {
                 return new AttemptResult(null, AttemptError.RequestCreation, e.Message);
             }
+        }
+    }
+
+    private static void ArmQuietly(CancellationTokenSource timer, TimeSpan timeout)
+    {
+        try
+        {
+            timer.CancelAfter(timeout);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The attempt already ended.
         }
     }
 

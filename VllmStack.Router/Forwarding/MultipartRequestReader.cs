@@ -17,7 +17,8 @@ public static class MultipartRequestReader
 
     /// <param name="headLimit">Bytes that may be held while looking for <c>model</c>.</param>
     /// <param name="uploadLimit">Bytes the whole upload may have.</param>
-    public static async Task<ClientRequest> ReadAsync(HttpRequest request, long headLimit, long uploadLimit, CancellationToken cancellationToken)
+    /// <param name="engineStallTimeout">How long an engine may take none of the upload before it counts as stalled.</param>
+    public static async Task<ClientRequest> ReadAsync(HttpRequest request, long headLimit, long uploadLimit, TimeSpan engineStallTimeout, CancellationToken cancellationToken)
     {
         var contentType = RequestChecks.RequireMediaType(request, "multipart/form-data");
         RequestChecks.RequireIdentityEncoding(request);
@@ -35,7 +36,7 @@ public static class MultipartRequestReader
             var inspected = new InspectedRequest(model, null, null);
             RequestChecks.RequireValidModel(inspected);
             var length = head.RecordedLength;
-            return ClientRequest.Streamed(inspected, head.DetachBuffer(), length, request.Body, request.ContentLength, uploadLimit);
+            return ClientRequest.Streamed(inspected, head.DetachBuffer(), length, request.Body, request.ContentLength, uploadLimit, engineStallTimeout);
         }
         catch (BadHttpRequestException e)
         {

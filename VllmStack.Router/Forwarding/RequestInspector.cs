@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using VllmStack.ServiceDefaults.Json;
 
 namespace VllmStack.Router.Forwarding;
 
@@ -32,6 +33,7 @@ public static class RequestInspector
         string? prompt = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            JsonEscapes.CheckDecodable(ref reader);
             var isModel = reader.ValueTextEquals("model"u8);
             var isUser = reader.ValueTextEquals("user"u8);
             var isSession = sessionField is not null && reader.ValueTextEquals(sessionField);
@@ -59,7 +61,7 @@ public static class RequestInspector
                 prompt = PromptText(ref reader);
                 continue;
             }
-            reader.Skip();
+            JsonEscapes.SkipChecked(ref reader);
         }
         if (reader.TokenType != JsonTokenType.EndObject || reader.CurrentDepth != 0 || reader.Read())
         {
@@ -83,6 +85,7 @@ public static class RequestInspector
             switch (reader.TokenType)
             {
                 case JsonTokenType.PropertyName when reader.ValueTextEquals("role"u8) || reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("text"u8):
+                    JsonEscapes.CheckDecodable(ref reader);
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String)
                     {
@@ -94,14 +97,16 @@ public static class RequestInspector
                     }
                     break;
                 case JsonTokenType.PropertyName:
-                    reader.Read();
-                    reader.Skip();
+                    JsonEscapes.SkipChecked(ref reader);
                     break;
                 case JsonTokenType.String when reader.CurrentDepth == depth + 1:
                     text.Append(reader.GetString()).Append('\n');
                     break;
                 case JsonTokenType.Number:
                     text.Append(Encoding.UTF8.GetString(reader.ValueSpan)).Append(',');
+                    break;
+                case JsonTokenType.String:
+                    JsonEscapes.CheckDecodable(ref reader);
                     break;
             }
         }

@@ -34,8 +34,10 @@ public sealed class ResponseRelay(ForwardingOptions options, RouterMetrics metri
         if (streaming)
         {
             context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-            // Headers go out now: the client learns the request is accepted before the first token.
+            // Headers go out now: the client learns the request is accepted before the first token. (StartAsync alone only
+            // buffers them in Kestrel; the flush puts them on the wire.)
             await context.Response.StartAsync(aborted);
+            await context.Response.Body.FlushAsync(aborted);
         }
 
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
@@ -45,44 +47,60 @@ public sealed class ResponseRelay(ForwardingOptions options, RouterMetrics metri
         try
         {
             await using var upstream = await response.Content.ReadAsStreamAsync(aborted);
-            using var silence = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-            while (true)
+            var silence = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            try
             {
-                var waitingForFirst = first == 0;
-                silence.CancelAfter(TimeSpan.FromSeconds(waitingForFirst ? options.FirstByteTimeout : options.IdleTimeout));
-                int read;
-                try
+                while (true)
                 {
-                    var reading = upstream.ReadAsync(buffer, silence.Token);
-                    read = waitingForFirst && streaming && options.KeepAliveInterval > 0
-                        ? await KeepClientAliveAsync(context, reading.AsTask())
-                        : await reading;
+                    var waitingForFirst = first == 0;
+                    if (!silence.TryReset())
+                    {
+                        // The timer fired after the last read had completed (while a slow client took the write): that silence
+                        // was the client's, not the engine's, so the next read gets a fresh timer.
+                        silence.Dispose();
+                        silence = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+                    }
+                    // Only the engine's silence is timed: the timer runs while reading, never while a slow client takes the write.
+                    silence.CancelAfter(TimeSpan.FromSeconds(waitingForFirst ? options.FirstByteTimeout : options.IdleTimeout));
+                    int read;
+                    try
+                    {
+                        var reading = upstream.ReadAsync(buffer, silence.Token);
+                        read = waitingForFirst && streaming && options.KeepAliveInterval > 0
+                            ? await KeepClientAliveAsync(context, reading.AsTask())
+                            : await reading;
+                        silence.CancelAfter(Timeout.InfiniteTimeSpan);
+                    }
+                    catch (Exception e) when (!aborted.IsCancellationRequested && e is IOException or HttpRequestException or OperationCanceledException)
+                    {
+                        var (kind, detail) = e is OperationCanceledException
+                            ? waitingForFirst
+                                ? (EngineFailureKind.FirstByteTimeout, $"no body byte within {options.FirstByteTimeout} s of the headers")
+                                : (EngineFailureKind.IdleTimeout, $"no body byte for {options.IdleTimeout} s")
+                            : (EngineFailureKind.ResetMidResponse, e.Message);
+                        await EndBrokenResponseAsync(context, streaming, detail);
+                        return new RelayResult(false, kind, detail, first, last, chunks);
+                    }
+                    if (read == 0)
+                    {
+                        return new RelayResult(false, null, null, first, last, chunks);
+                    }
+                    last = Stopwatch.GetTimestamp();
+                    if (first == 0)
+                    {
+                        first = last;
+                    }
+                    chunks++;
+                    await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), aborted);
+                    if (streaming)
+                    {
+                        await context.Response.Body.FlushAsync(aborted);
+                    }
                 }
-                catch (Exception e) when (!aborted.IsCancellationRequested && e is IOException or HttpRequestException or OperationCanceledException)
-                {
-                    var (kind, detail) = e is OperationCanceledException
-                        ? waitingForFirst
-                            ? (EngineFailureKind.FirstByteTimeout, $"no body byte within {options.FirstByteTimeout} s of the headers")
-                            : (EngineFailureKind.IdleTimeout, $"no body byte for {options.IdleTimeout} s")
-                        : (EngineFailureKind.ResetMidResponse, e.Message);
-                    await EndBrokenResponseAsync(context, streaming, detail);
-                    return new RelayResult(false, kind, detail, first, last, chunks);
-                }
-                if (read == 0)
-                {
-                    return new RelayResult(false, null, null, first, last, chunks);
-                }
-                last = Stopwatch.GetTimestamp();
-                if (first == 0)
-                {
-                    first = last;
-                }
-                chunks++;
-                await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), aborted);
-                if (streaming)
-                {
-                    await context.Response.Body.FlushAsync(aborted);
-                }
+            }
+            finally
+            {
+                silence.Dispose();
             }
         }
         catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)

@@ -1,29 +1,22 @@
-using System.Net;
-
 namespace VllmStack.Router.Forwarding;
 
 /// <summary>
 /// An upload sent to an engine as it arrives: the head the router already read, then the rest of the client's body.
 /// A failure on the client's side (a broken upload, the size limit) is recorded here, so that it is never taken for
-/// the engine's failure.
+/// the engine's failure; an engine that stops taking the body for <paramref name="writeTimeout"/> is the engine's.
 /// </summary>
-public sealed class StreamedBodyContent(ReadOnlyMemory<byte> head, Stream rest, long? totalLength, long limit) : HttpContent
+public sealed class StreamedBodyContent(ReadOnlyMemory<byte> head, Stream rest, long? totalLength, long limit, TimeSpan writeTimeout) : ForwardedContent
 {
     private const int CopyBufferSize = 64 * 1024;
-
-    /// <summary>True once sending began: part of the client's body may be gone, so it cannot be sent again.</summary>
-    public bool Started { get; private set; }
 
     /// <summary>Set when the client's body failed or grew past the limit; the send then fails with it as inner exception.</summary>
     public ClientBodyException? ClientFailure { get; private set; }
 
-    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>
-        SerializeToStreamAsync(stream, context, CancellationToken.None);
+    protected override bool CanSendAgain => false;
 
-    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+    protected override async Task WriteBodyAsync(Stream stream, CancellationToken cancellationToken)
     {
-        Started = true;
-        await stream.WriteAsync(head, cancellationToken).ConfigureAwait(false);
+        await WriteToEngineAsync(stream, head, cancellationToken).ConfigureAwait(false);
         long sent = head.Length;
         var buffer = new byte[CopyBufferSize];
         while (true)
@@ -46,7 +39,21 @@ public sealed class StreamedBodyContent(ReadOnlyMemory<byte> head, Stream rest, 
             {
                 throw ClientFailure = new ClientBodyException($"The request body exceeds the limit of {limit} bytes.", tooLarge: true);
             }
-            await stream.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+            await WriteToEngineAsync(stream, buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WriteToEngineAsync(Stream stream, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        stall.CancelAfter(writeTimeout);
+        try
+        {
+            await stream.WriteAsync(bytes, stall.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new EngineStalledException($"the engine took no request body for {writeTimeout.TotalSeconds:0.#} s");
         }
     }
 
@@ -56,6 +63,9 @@ public sealed class StreamedBodyContent(ReadOnlyMemory<byte> head, Stream rest, 
         return totalLength is not null;
     }
 }
+
+/// <summary>The engine stopped taking the request body: the engine's failure, like a timeout before its headers.</summary>
+public sealed class EngineStalledException(string message) : IOException(message);
 
 /// <summary>The client's own body failed while it streamed to an engine.</summary>
 public sealed class ClientBodyException(string message, bool tooLarge, Exception? inner = null) : IOException(message, inner)

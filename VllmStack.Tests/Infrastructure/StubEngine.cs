@@ -34,14 +34,15 @@ public sealed class StubEngine : IAsyncDisposable
 
     public ConcurrentQueue<ReceivedRequest> Received { get; } = new();
 
-    public static async Task<StubEngine> StartAsync(string model)
+    /// <param name="maxRequestBodySize">Kestrel's body limit: past it the stub answers 413 at once and closes, as a strict server does.</param>
+    public static async Task<StubEngine> StartAsync(string model, long? maxRequestBodySize = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, 0);
-            k.Limits.MaxRequestBodySize = null;
+            k.Limits.MaxRequestBodySize = maxRequestBodySize;
             k.ResponseHeaderEncodingSelector = _ => Encoding.UTF8;
         });
         var app = builder.Build();

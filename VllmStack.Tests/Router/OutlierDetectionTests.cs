@@ -170,6 +170,9 @@ public sealed class JsonRequestCheckTests
     [InlineData("""{"model":"m", /* comment */ "prompt":"x"}""")]
     [InlineData("""{"model":"\ud800"}""")]
     [InlineData("""{"model":"m","prompt":"x",}""")]
+    [InlineData("""{"model":"m","messages":[{"role":"user","content":"\ud800"}]}""")]
+    [InlineData("""{"model":"m","stop":["ok","\udfff"]}""")]
+    [InlineData("""{"model":"m","\ud800":true}""")]
     public void Anything_but_one_json_object_is_400(string body)
     {
         var error = Assert.Throws<ClientRequestException>(() => JsonRequestReader.Inspect(Encoding.UTF8.GetBytes(body), null, wantPrompt: true));

@@ -27,6 +27,11 @@ public sealed class VllmSurfaceTests(EchoSimFixture fixture) : IClassFixture<Ech
         var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!;
         Assert.Equal("There was an error parsing the body", error["message"]!.GetValue<string>());
         Assert.Equal("Bad Request", error["type"]!.GetValue<string>());
+
+        // Valid JSON whose escapes decode to no text (a lone surrogate) is refused the same way, never a 500.
+        var (surrogate, surrogateBody) = await OpenAiHttp.PostRawAsync(Http, "v1/chat/completions",
+            """{"model":"test-org/test-model-8b","messages":[{"role":"user","content":"\ud800"}]}""");
+        Assert.Equal((400, "Bad Request"), (surrogate, surrogateBody!["error"]!["type"]!.GetValue<string>()));
     }
 
     [Fact]
