@@ -1,25 +1,51 @@
-using VllmStack.Hosting.ApplicationModel;
-using VllmStack.Hosting.Builder;
-using VllmStack.Hosting.Publishing;
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using VllmStack.Hosting.Common;
 
 namespace VllmStack.Hosting.Vllm;
 
-/// <summary>The engine list a router is kept up to date with: a dynamic config file the host rewrites when replicas change.</summary>
-public sealed record EngineListAnnotation(VllmResource Engines, string FilePath) : IResourceAnnotation;
-
 public static class VllmBuilderExtensions
 {
+    /// <summary>The configuration key that forces the engines' mode (<c>container</c>, <c>executable</c>, <c>simulated</c>).</summary>
+    public const string ModeConfigurationKey = "Vllm:Mode";
+
     /// <summary>
-    /// A vLLM engine serving <paramref name="model"/>: the <c>vllm/vllm-openai</c> container when a container runtime
-    /// and an NVIDIA GPU are present, else a <c>vllm</c> executable on PATH, else EngineSim with the same options.
+    /// A group of vLLM engines serving <paramref name="model"/>, each replica its own resource under the group: the
+    /// <c>vllm/vllm-openai</c> container with GPUs where a container engine and an NVIDIA GPU are present, else a
+    /// <c>vllm</c> executable on PATH, else <paramref name="simulator"/> (EngineSim) with the same options — shown as
+    /// simulated. Starts with one replica (<see cref="WithReplicas"/>); when published, the group is one Deployment.
     /// </summary>
-    public static IResourceBuilder<VllmResource> AddVllm(this DistributedApplicationBuilder builder, string name, IResourceBuilder<ParameterResource> model, string? engineSimProjectPath = null)
+    /// <param name="simulator">The EngineSim project (<c>new Projects.VllmStack_EngineSim()</c>), used where no GPU path exists.</param>
+    public static IResourceBuilder<VllmResource> AddVllm(this IDistributedApplicationBuilder builder, string name,
+        IResourceBuilder<ParameterResource> model, IProjectMetadata? simulator = null)
     {
-        var resource = new VllmResource(name, model.Resource, engineSimProjectPath ?? builder.ProjectPath("VllmStack.EngineSim"), builder.BuildConfiguration);
-        return builder.AddResource(resource)
-            .WithHttpEndpoint()
-            .WithHttpHealthCheck("/health")
-            .WithAnnotation(new LaunchAnnotation(resource.Launch));
+        var mode = builder.ExecutionContext.IsPublishMode ? EngineMode.Container : ChooseMode(builder, name, simulator);
+        var group = new VllmResource(name, model.Resource, mode);
+        var resource = builder.AddResource(group)
+            .WithInitialState(new CustomResourceSnapshot
+            {
+                ResourceType = "vLLM",
+                State = KnownResourceStates.Starting,
+                Properties =
+                [
+                    new(CustomResourceKnownProperties.Source, group.Description),
+                    new("vllm.simulated", mode == EngineMode.Simulated ? "true" : "false"),
+                ],
+            });
+        if (builder.ExecutionContext.IsRunMode)
+        {
+            EngineGroupController.Attach(builder, resource, simulator);
+        }
+        return resource;
+    }
+
+    /// <summary>Runs <paramref name="replicas"/> replicas from the start (each its own resource, endpoint and process).</summary>
+    public static IResourceBuilder<VllmResource> WithReplicas(this IResourceBuilder<VllmResource> builder, int replicas)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(replicas);
+        builder.Resource.Replicas = replicas;
+        EngineGroupController.EnsureReplicas(builder, Math.Max(replicas, builder.Resource.ReplicaResources.Count));
+        return builder;
     }
 
     public static IResourceBuilder<VllmResource> WithEngineOptions(this IResourceBuilder<VllmResource> builder, Action<VllmEngineOptions> configure)
@@ -28,58 +54,63 @@ public static class VllmBuilderExtensions
         return builder;
     }
 
-    /// <summary>
-    /// Joins the KV-cache network: engines report their KV blocks to <paramref name="cacheServer"/> (and start after it is
-    /// healthy). Simulated engines take it as <c>--kv-cache-server</c>; a real vLLM needs LMCache configured for this.
-    /// </summary>
-    public static IResourceBuilder<VllmResource> WithKvCacheServer(this IResourceBuilder<VllmResource> builder, IResourceBuilder<IResource> cacheServer)
+    /// <summary>A LoRA adapter every replica serves from the start (vLLM's <c>--lora-modules name=source</c>).</summary>
+    public static IResourceBuilder<VllmResource> WithLoraAdapter(this IResourceBuilder<VllmResource> builder, string name, string source)
     {
-        builder.Resource.KvCacheServer = cacheServer.Resource;
-        return builder.WaitFor(cacheServer);
-    }
-
-    /// <summary>
-    /// Engines require <paramref name="apiKey"/> on <c>/v1</c> (vLLM's <c>VLLM_API_KEY</c>); routers given these engines
-    /// with <see cref="WithEngines{T}"/> send it. An empty value means no key.
-    /// </summary>
-    public static IResourceBuilder<VllmResource> WithApiKey(this IResourceBuilder<VllmResource> builder, IResourceBuilder<ParameterResource> apiKey)
-    {
-        builder.Resource.ApiKey = apiKey.Resource;
-        return builder.WithEnvironment("VLLM_API_KEY", apiKey);
-    }
-
-    /// <summary>The Hugging Face token for gated models (<c>HF_TOKEN</c>); an empty value means none.</summary>
-    public static IResourceBuilder<VllmResource> WithHuggingFaceToken(this IResourceBuilder<VllmResource> builder, IResourceBuilder<ParameterResource> token) =>
-        builder.WithEnvironment("HF_TOKEN", token);
-
-    /// <summary>Forces a mode (tests use <see cref="EngineMode.Simulated"/> everywhere).</summary>
-    public static IResourceBuilder<VllmResource> WithMode(this IResourceBuilder<VllmResource> builder, EngineMode mode)
-    {
-        builder.Resource.ForcedMode = mode;
+        builder.Resource.Options.LoraModules.Add($"{name}={source}");
         return builder;
     }
 
     /// <summary>
-    /// Routes to every replica of <paramref name="engines"/>, also those added or removed while running. Locally the host keeps a
-    /// dynamic config file current and the router re-reads it within a second; on Kubernetes the router watches the engine
-    /// pods by their labels (and its service account may list and watch pods).
+    /// Joins the KV-cache network: engines report their KV blocks to <paramref name="cacheServer"/>, offload to its pool,
+    /// and start once it is healthy. Simulated engines take it as <c>--kv-cache-server</c>; a real vLLM needs LMCache.
     /// </summary>
-    public static IResourceBuilder<T> WithEngines<T>(this IResourceBuilder<T> router, IResourceBuilder<VllmResource> engines) where T : IResource
+    public static IResourceBuilder<VllmResource> WithKvCacheServer(this IResourceBuilder<VllmResource> builder, IResourceBuilder<IResourceWithEndpoints> cacheServer)
     {
-        if (engines.Resource.ApiKey is { } key)
+        builder.Resource.KvCacheServer = cacheServer.Resource;
+        foreach (var replica in builder.Resource.ReplicaResources)
         {
-            router.WithEnvironment("Router__Forwarding__EngineApiKey", context => context.Runtime.ParameterValue(key));
+            replica.Annotations.Add(new WaitAnnotation(cacheServer.Resource, WaitType.WaitUntilHealthy));
         }
-        if (router.ApplicationBuilder.ExecutionContext.IsPublishMode)
+        return builder;
+    }
+
+    /// <summary>
+    /// Engines require <paramref name="apiKey"/> on <c>/v1</c> (vLLM's <c>VLLM_API_KEY</c>); routers given these engines
+    /// with <c>WithEngines</c> send it. An empty value means no key.
+    /// </summary>
+    public static IResourceBuilder<VllmResource> WithApiKey(this IResourceBuilder<VllmResource> builder, IResourceBuilder<ParameterResource> apiKey)
+    {
+        builder.Resource.ApiKey = apiKey.Resource;
+        return builder.WithAnnotation(new ReplicaEnvironmentAnnotation("VLLM_API_KEY", apiKey.Resource));
+    }
+
+    /// <summary>The Hugging Face token for gated models (<c>HF_TOKEN</c>); an empty value means none.</summary>
+    public static IResourceBuilder<VllmResource> WithHuggingFaceToken(this IResourceBuilder<VllmResource> builder, IResourceBuilder<ParameterResource> token) =>
+        builder.WithAnnotation(new ReplicaEnvironmentAnnotation("HF_TOKEN", token.Resource));
+
+    private static EngineMode ChooseMode(IDistributedApplicationBuilder builder, string name, IProjectMetadata? simulator)
+    {
+        if (builder.Configuration[ModeConfigurationKey] is { Length: > 0 } configured)
         {
-            return router
-                .WithAnnotation(new KubernetesAccessAnnotation("", "pods", ["get", "list", "watch"]))
-                .WithArgs("--service-discovery", "k8s", "--k8s-label-selector", KubernetesLabels.Selector(engines.Resource),
-                    "--k8s-port", KubernetesLabels.ContainerPort(engines.Resource, "http").ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return Enum.TryParse<EngineMode>(configured, ignoreCase: true, out var forced)
+                ? forced
+                : throw new DistributedApplicationException($"{ModeConfigurationKey} '{configured}' is not container, executable or simulated.");
         }
-        var file = Path.Combine(router.ApplicationBuilder.Options.StateDirectory, $"{router.Resource.Name}-engines.json");
-        return router
-            .WithAnnotation(new EngineListAnnotation(engines.Resource, file))
-            .WithArgs("--dynamic-config-json", file);
+        if (ContainerRuntime.HasNvidiaGpu())
+        {
+            return EngineMode.Container;
+        }
+        if (Executables.Which("vllm") is not null)
+        {
+            return EngineMode.Executable;
+        }
+        return simulator is not null
+            ? EngineMode.Simulated
+            : throw new DistributedApplicationException(
+                $"Engine '{name}' has no way to run here: no GPU container, no vllm on PATH, and no simulator given to AddVllm.");
     }
 }
+
+/// <summary>An environment variable every replica of the group gets, from a parameter (a secret stays a secret).</summary>
+public sealed record ReplicaEnvironmentAnnotation(string Name, ParameterResource Value) : IResourceAnnotation;

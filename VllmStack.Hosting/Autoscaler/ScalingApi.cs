@@ -1,0 +1,76 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using VllmStack.Hosting.Vllm;
+
+namespace VllmStack.Hosting.Autoscaler;
+
+/// <summary>
+/// The one thing a local autoscaler needs from the AppHost: an engine group's wanted replica count, read and set —
+/// <c>GET /api/resources/{name}</c> (<c>{"name", "desiredReplicas", "maxReplicas"}</c>) and
+/// <c>PUT /api/resources/{name}/replicas {"replicas": n}</c> — on a loopback port inside the AppHost process, which
+/// scales through the group's own controller (Aspire's start and stop commands, the graceful retire). On Kubernetes the
+/// autoscaler patches the Deployment's scale subresource instead.
+/// </summary>
+public sealed class ScalingApi : IAsyncDisposable
+{
+    private readonly EngineGroupRegistry _groups;
+    private WebApplication? _app;
+
+    public ScalingApi(EngineGroupRegistry groups) => _groups = groups;
+
+    /// <summary>Where the API listens (<c>http://127.0.0.1:port/</c>) once started.</summary>
+    public Uri? Url { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_app is not null)
+        {
+            return;
+        }
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+        var app = builder.Build();
+        app.MapGet("/api/resources/{name}", (string name) => _groups.Find(name) is { } group
+            ? Results.Json(new { name, desiredReplicas = group.DesiredReplicas, maxReplicas = group.MaxReplicas })
+            : Results.NotFound(new { error = $"No engine group '{name}'." }));
+        app.MapPut("/api/resources/{name}/replicas", async (string name, ReplicasRequest request, CancellationToken token) =>
+        {
+            if (_groups.Find(name) is not { } group)
+            {
+                return Results.NotFound(new { error = $"No engine group '{name}'." });
+            }
+            if (request.Replicas < 0 || request.Replicas > group.MaxReplicas)
+            {
+                return Results.BadRequest(new { error = $"'{name}' runs 0 to {group.MaxReplicas} replicas, not {request.Replicas}." });
+            }
+            var result = await group.ScaleAsync(request.Replicas, token).ConfigureAwait(false);
+            return result.Success
+                ? Results.Json(new { name, desiredReplicas = group.DesiredReplicas })
+                : Results.Json(new { error = result.Message }, statusCode: StatusCodes.Status503ServiceUnavailable);
+        });
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        Url = new Uri(address.TrimEnd('/') + "/");
+        _app = app;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is { } app)
+        {
+            _app = null;
+            await app.StopAsync().ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The body of a scaling request.</summary>
+    public sealed record ReplicasRequest(int Replicas);
+}

@@ -1,0 +1,33 @@
+using Aspire.Hosting.ApplicationModel;
+
+namespace VllmStack.Hosting.Kubernetes;
+
+/// <summary>
+/// A Kubernetes API permission the resource needs when published: its ServiceAccount's Role gets exactly these verbs on
+/// <paramref name="Resource"/> (optionally only on the named objects), nothing more.
+/// </summary>
+public sealed record KubernetesAccessAnnotation(string ApiGroup, string Resource, IReadOnlyList<string> Verbs, IReadOnlyList<string>? ResourceNames = null) : IResourceAnnotation;
+
+/// <summary>At most one replica may run at a time (two autoscalers would fight): one replica, replaced by recreating it.</summary>
+public sealed record SingleInstanceAnnotation : IResourceAnnotation;
+
+/// <summary>CPU and memory a published replica requests, and its memory limit (CPU is not limited: throttling adds latency).</summary>
+public sealed record ComputeResourcesAnnotation(string CpuRequest, string MemoryRequest, string MemoryLimit) : IResourceAnnotation;
+
+/// <summary>Pods of the resource when published (locally the resource keeps its own count).</summary>
+public sealed record PublishedReplicasAnnotation(int Replicas) : IResourceAnnotation;
+
+public static class KubernetesResourceBuilderExtensions
+{
+    /// <summary>Requests and memory limit of each replica when published, e.g. <c>("1", "512Mi", "2Gi")</c>.</summary>
+    public static IResourceBuilder<T> WithComputeResources<T>(this IResourceBuilder<T> builder, string cpuRequest, string memoryRequest, string memoryLimit)
+        where T : IResource =>
+        builder.WithAnnotation(new ComputeResourcesAnnotation(cpuRequest, memoryRequest, memoryLimit), ResourceAnnotationMutationBehavior.Replace);
+
+    /// <summary>
+    /// How many pods run the resource when published to Kubernetes (locally a service with a fixed port runs once; on a
+    /// cluster a Service spreads clients over its replicas).
+    /// </summary>
+    public static IResourceBuilder<T> WithPublishedReplicas<T>(this IResourceBuilder<T> builder, int replicas) where T : IResource =>
+        builder.WithAnnotation(new PublishedReplicasAnnotation(replicas), ResourceAnnotationMutationBehavior.Replace);
+}

@@ -1,0 +1,74 @@
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using VllmStack.Hosting.Vllm;
+
+namespace VllmStack.Hosting.Kubernetes;
+
+/// <summary>
+/// Names, labels and ports of published objects, in one place: the router's engine selector and the engine pods'
+/// labels come from the same function, so they cannot drift apart.
+/// </summary>
+public static class KubernetesLabels
+{
+    public const string PartOf = "vllmstack";
+    public const string NameLabel = "app.kubernetes.io/name";
+    public const string PartOfLabel = "app.kubernetes.io/part-of";
+    public const string ComponentLabel = "app.kubernetes.io/component";
+
+    /// <summary>The port vLLM serves on inside its pod.</summary>
+    public const int EnginePort = 8000;
+
+    /// <summary>The labels a workload's selector (and its Service's) match.</summary>
+    public static Dictionary<string, object?> SelectorLabels(IResource resource) => new()
+    {
+        [NameLabel] = resource.Name,
+        [PartOfLabel] = PartOf,
+    };
+
+    /// <summary>Every label of the resource's objects and pods.</summary>
+    public static Dictionary<string, object?> Labels(IResource resource)
+    {
+        var labels = SelectorLabels(resource);
+        labels[ComponentLabel] = Component(resource);
+        labels["app.kubernetes.io/managed-by"] = "vllmstack-publisher";
+        return labels;
+    }
+
+    /// <summary>The label selector (<c>key=value,…</c>) of the resource's pods, as the router's <c>--k8s-label-selector</c>.</summary>
+    public static string Selector(IResource resource) => string.Join(",", SelectorLabels(resource).Select(l => $"{l.Key}={l.Value}"));
+
+    public static string Component(IResource resource) => resource switch
+    {
+        VllmResource => "engine",
+        RedisResource => "redis",
+        ProjectResource project => ProjectComponent(project.GetProjectMetadata().ProjectPath),
+        _ => resource.Name,
+    };
+
+    /// <summary>Port inside the pod: vLLM serves on 8000, Redis on 6379, our services on 8080 (8081… for further endpoints).</summary>
+    public static int ContainerPort(IResource resource, string endpoint)
+    {
+        var names = resource.Annotations.OfType<EndpointAnnotation>().Select(e => e.Name).Distinct().ToList();
+        var index = Math.Max(0, names.IndexOf(endpoint));
+        return resource switch
+        {
+            VllmResource => EnginePort + index,
+            RedisResource => 6379,
+            _ => 8080 + index,
+        };
+    }
+
+    /// <summary><c>VllmStack.Router</c> → <c>router</c>.</summary>
+    private static string ProjectComponent(string projectPath)
+    {
+        var name = Path.GetFileNameWithoutExtension(projectPath);
+        var dot = name.LastIndexOf('.');
+        return (dot >= 0 ? name[(dot + 1)..] : name).ToLowerInvariant();
+    }
+
+    /// <summary>
+    /// The image repository the .NET SDK's <c>PublishContainer</c> gives a project of ours (<c>VllmStack.Router</c> →
+    /// <c>vllmstack-router</c>; set for every project in Directory.Build.props).
+    /// </summary>
+    public static string ImageRepository(string projectPath) => Path.GetFileNameWithoutExtension(projectPath).ToLowerInvariant().Replace('.', '-');
+}
