@@ -26,7 +26,7 @@ var engineApiKey = builder.AddParameter("engine-api-key", () => configuration["P
 var cache = Flag("external-redis", false) ? builder.AddConnectionString("cache") : builder.AddRedisWithLocalFallback("cache");
 var cacheServer = builder.AddKvCacheServer<Projects.VllmStack_CacheServer>("cacheserver", cache);
 
-var engine = builder.AddVllm("engine", model, new Projects.VllmStack_EngineSim())
+var engine = builder.AddVllm<Projects.VllmStack_EngineSim>("engine", model)
     .WithReplicas(Number("engine-replicas", 2))
     .WithEngineOptions(options =>
     {

@@ -66,13 +66,14 @@ public sealed class EngineGroupController
     internal static EngineGroupController? Of(VllmResource group) =>
         group.Annotations.OfType<ControllerAnnotation>().FirstOrDefault()?.Controller;
 
-    internal static void Attach(IDistributedApplicationBuilder builder, IResourceBuilder<VllmResource> group, IProjectMetadata? simulator)
+    internal static void Attach(IDistributedApplicationBuilder builder, IResourceBuilder<VllmResource> group, SimulatorFactory? addSimulator)
     {
-        var controller = new EngineGroupController(group.Resource, index => ReplicaFactory.Create(builder, group.Resource, index, simulator));
+        var controller = new EngineGroupController(group.Resource, index => ReplicaFactory.Create(builder, group.Resource, index, addSimulator));
         group.WithAnnotation(new ControllerAnnotation(controller));
         builder.Services.TryAddEngineGroupRegistry().Add(controller);
         EnsureReplicas(group, 1);
-        builder.Eventing.Subscribe<AfterResourcesCreatedEvent>((e, _) =>
+        // Before the start, not after the resources are created: a router waiting for the group would hold that event back.
+        builder.Eventing.Subscribe<BeforeStartEvent>((e, _) =>
         {
             controller.Start(e.Services);
             return Task.CompletedTask;

@@ -10,7 +10,7 @@ namespace VllmStack.Hosting.Vllm;
 /// </summary>
 internal static class ReplicaFactory
 {
-    public static IResource Create(IDistributedApplicationBuilder builder, VllmResource group, int index, IProjectMetadata? simulator)
+    public static IResource Create(IDistributedApplicationBuilder builder, VllmResource group, int index, SimulatorFactory? addSimulator)
     {
         var name = group.ReplicaName(index);
         return group.Mode switch
@@ -38,7 +38,7 @@ internal static class ReplicaFactory
             EngineMode.Executable => Configure(builder.AddExecutable(name, "vllm", builder.AppHostDirectory)
                 .WithHttpEndpoint(name: "http", isProxied: false)
                 .WithArgs(context => ServeArgs(context, group, name, "serve")), group, index),
-            _ => Configure(AddSimulator(builder, name, simulator ?? throw new InvalidOperationException("A simulated engine needs the simulator project."))
+            _ => Configure((addSimulator ?? throw new InvalidOperationException("A simulated engine needs the simulator project."))(builder, name)
                 .WithHttpEndpoint(name: "http", isProxied: false)
                 .WithArgs(context =>
                 {
@@ -55,15 +55,6 @@ internal static class ReplicaFactory
                 }), group, index),
         };
     }
-
-    /// <summary>
-    /// Adds the simulator project under the replica's name, keeping the AppHost's generated metadata: it says the project
-    /// was built with the AppHost (<c>SuppressBuild</c>), so DCP runs it with <c>--no-build</c> instead of building it
-    /// once per replica.
-    /// </summary>
-    private static IResourceBuilder<ProjectResource> AddSimulator(IDistributedApplicationBuilder builder, string name, IProjectMetadata simulator) =>
-        builder.AddProject(name, simulator.ProjectPath)
-            .WithAnnotation(simulator, ResourceAnnotationMutationBehavior.Replace);
 
     /// <summary><c>[serve] MODEL --host 127.0.0.1 --port PORT …options</c>: vLLM's command line, which the simulator shares.</summary>
     private static void ServeArgs(CommandLineArgsCallbackContext context, VllmResource group, string replica, string? subcommand = null)

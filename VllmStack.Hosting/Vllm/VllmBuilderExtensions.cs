@@ -12,14 +12,28 @@ public static class VllmBuilderExtensions
     /// <summary>
     /// A group of vLLM engines serving <paramref name="model"/>, each replica its own resource under the group: the
     /// <c>vllm/vllm-openai</c> container with GPUs where a container engine and an NVIDIA GPU are present, else a
-    /// <c>vllm</c> executable on PATH, else <paramref name="simulator"/> (EngineSim) with the same options — shown as
-    /// simulated. Starts with one replica (<see cref="WithReplicas"/>); when published, the group is one Deployment.
+    /// <c>vllm</c> executable on PATH, else the simulator project <typeparamref name="TSimulator"/> (EngineSim,
+    /// <c>Projects.VllmStack_EngineSim</c>) with the same options — shown as simulated. Starts with one replica
+    /// (<see cref="WithReplicas"/>); when published, the group is one Deployment.
     /// </summary>
-    /// <param name="simulator">The EngineSim project (<c>new Projects.VllmStack_EngineSim()</c>), used where no GPU path exists.</param>
+    public static IResourceBuilder<VllmResource> AddVllm<TSimulator>(this IDistributedApplicationBuilder builder, string name,
+        IResourceBuilder<ParameterResource> model) where TSimulator : IProjectMetadata, new() =>
+        // The generated metadata type says the project was built with the AppHost, so each replica runs with --no-build.
+        AddVllm(builder, name, model, (appBuilder, replica) => appBuilder.AddProject<TSimulator>(replica));
+
+    /// <summary>
+    /// A group of vLLM engines serving <paramref name="model"/> as the <c>vllm/vllm-openai</c> container (where a
+    /// container engine and an NVIDIA GPU are present) or the <c>vllm</c> executable on PATH; with neither, building the
+    /// app fails with a <see cref="DistributedApplicationException"/>. See <see cref="AddVllm{TSimulator}"/> to fall back
+    /// to the simulator.
+    /// </summary>
     public static IResourceBuilder<VllmResource> AddVllm(this IDistributedApplicationBuilder builder, string name,
-        IResourceBuilder<ParameterResource> model, IProjectMetadata? simulator = null)
+        IResourceBuilder<ParameterResource> model) => AddVllm(builder, name, model, addSimulator: null);
+
+    private static IResourceBuilder<VllmResource> AddVllm(IDistributedApplicationBuilder builder, string name,
+        IResourceBuilder<ParameterResource> model, SimulatorFactory? addSimulator)
     {
-        var mode = builder.ExecutionContext.IsPublishMode ? EngineMode.Container : ChooseMode(builder, name, simulator);
+        var mode = builder.ExecutionContext.IsPublishMode ? EngineMode.Container : ChooseMode(builder, name, addSimulator is not null);
         var group = new VllmResource(name, model.Resource, mode);
         var resource = builder.AddResource(group)
             .WithInitialState(new CustomResourceSnapshot
@@ -34,7 +48,7 @@ public static class VllmBuilderExtensions
             });
         if (builder.ExecutionContext.IsRunMode)
         {
-            EngineGroupController.Attach(builder, resource, simulator);
+            EngineGroupController.Attach(builder, resource, addSimulator);
         }
         return resource;
     }
@@ -89,7 +103,7 @@ public static class VllmBuilderExtensions
     public static IResourceBuilder<VllmResource> WithHuggingFaceToken(this IResourceBuilder<VllmResource> builder, IResourceBuilder<ParameterResource> token) =>
         builder.WithAnnotation(new ReplicaEnvironmentAnnotation("HF_TOKEN", token.Resource));
 
-    private static EngineMode ChooseMode(IDistributedApplicationBuilder builder, string name, IProjectMetadata? simulator)
+    private static EngineMode ChooseMode(IDistributedApplicationBuilder builder, string name, bool hasSimulator)
     {
         if (builder.Configuration[ModeConfigurationKey] is { Length: > 0 } configured)
         {
@@ -105,12 +119,15 @@ public static class VllmBuilderExtensions
         {
             return EngineMode.Executable;
         }
-        return simulator is not null
+        return hasSimulator
             ? EngineMode.Simulated
             : throw new DistributedApplicationException(
-                $"Engine '{name}' has no way to run here: no GPU container, no vllm on PATH, and no simulator given to AddVllm.");
+                $"Engine '{name}' has no way to run here: no GPU container, no vllm on PATH, and no simulator given (AddVllm<TSimulator>).");
     }
 }
+
+/// <summary>Adds the simulator project as the replica named by the second argument.</summary>
+internal delegate IResourceBuilder<ProjectResource> SimulatorFactory(IDistributedApplicationBuilder builder, string replicaName);
 
 /// <summary>An environment variable every replica of the group gets, from a parameter (a secret stays a secret).</summary>
 public sealed record ReplicaEnvironmentAnnotation(string Name, ParameterResource Value) : IResourceAnnotation;
