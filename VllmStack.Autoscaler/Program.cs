@@ -1,3 +1,4 @@
+using VllmStack.ServiceDefaults.Telemetry;
 using System.Text.Json;
 using VllmStack.Autoscaler.Actuators;
 using VllmStack.Autoscaler.Configuration;
@@ -29,7 +30,8 @@ var services = builder.Services;
 services.AddSingleton(options);
 services.AddSingleton(TimeProvider.System);
 services.AddSingleton<AutoscalerMetrics>();
-services.AddHttpClient("autoscaler");
+// Its load reads and scaling calls run every second: traced, they would bury the requests users make.
+services.AddHttpClient("autoscaler").WithoutTracing();
 services.AddSingleton(sp => new RouterLoadReader(sp.GetRequiredService<IHttpClientFactory>().CreateClient("autoscaler"), new Uri(router!.TrimEnd('/') + "/"), timeout));
 if (options.Actuator == "kubernetes")
 {

@@ -1,3 +1,4 @@
+using VllmStack.ServiceDefaults.Telemetry;
 using System.Net;
 using VllmStack.EngineSim.Api;
 using VllmStack.EngineSim.Configuration;
@@ -55,7 +56,8 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     services.AddSingleton<GenerationEndpoints>();
     if (options.KvCacheServer is not null)
     {
-        services.AddHttpClient(nameof(VllmStack.EngineSim.Network.KvEventPublisher));
+        // Event batches go out every few hundred milliseconds: traced, they would bury the requests users make.
+        services.AddHttpClient(nameof(VllmStack.EngineSim.Network.KvEventPublisher)).WithoutTracing();
         services.AddSingleton<VllmStack.EngineSim.Network.KvEventPublisher>();
         services.AddHostedService(sp => sp.GetRequiredService<VllmStack.EngineSim.Network.KvEventPublisher>());
     }

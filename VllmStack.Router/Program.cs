@@ -1,3 +1,4 @@
+using VllmStack.ServiceDefaults.Telemetry;
 using System.Net;
 using VllmStack.Router.Api;
 using VllmStack.Router.Configuration;
@@ -69,7 +70,8 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 
 var services = builder.Services;
 services.AddSingleton(options);
-services.AddHttpClient(EngineControlClient.HttpClientName);
+// Scrapes, probes and model refreshes every second or so: traced, they would bury the requests users make.
+services.AddHttpClient(EngineControlClient.HttpClientName).WithoutTracing();
 services.AddSingleton<EngineControlClient>();
 if (options.ServiceDiscovery == "k8s")
 {

@@ -29,7 +29,8 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddSingleton(prometheus);
         builder.Services.AddSingleton(sp => new PrometheusMetricsRegistry(sp.GetRequiredService<PrometheusExporterOptions>()));
 
-        TelemetryExport.Add(builder, options, new HashSet<string>(StringComparer.OrdinalIgnoreCase) { HealthPath, AlivePath, prometheus.Path });
+        options.UntracedPaths.UnionWith([HealthPath, AlivePath, prometheus.Path]);
+        TelemetryExport.Add(builder, options);
 
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), [LiveTag]);
 

@@ -1,5 +1,6 @@
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
+using VllmStack.Hosting.Common;
 using Aspire.Hosting.Eventing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -25,7 +26,7 @@ public static class AutoscalerBuilderExtensions
     public static IResourceBuilder<ProjectResource> AddAutoscaler<TProject>(this IDistributedApplicationBuilder builder, string name,
         IResourceBuilder<ProjectResource> router) where TProject : IProjectMetadata, new()
     {
-        var autoscaler = builder.AddProject<TProject>(name)
+        var autoscaler = builder.AddServiceProject<TProject>(name)
             .WithHttpEndpoint(name: "http")
             .WithHttpHealthCheck("/health")
             .WithAnnotation(new SingleInstanceAnnotation())

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -13,7 +15,7 @@ namespace VllmStack.Hosting.Autoscaler;
 /// <summary>
 /// The one thing a local autoscaler needs from the AppHost: an engine group's wanted replica count, read and set —
 /// <c>GET /api/resources/{name}</c> (<c>{"name", "desiredReplicas", "maxReplicas"}</c>) and
-/// <c>PUT /api/resources/{name}/replicas {"replicas": n}</c> — on a loopback port inside the AppHost process, which
+/// <c>PUT /api/resources/{name}/replicas {"replicas": n}</c> (errors in OpenAI's shape) — on a loopback port inside the AppHost process, which
 /// scales through the group's own controller (Aspire's start and stop commands, the graceful retire). On Kubernetes the
 /// autoscaler patches the Deployment's scale subresource instead.
 /// </summary>
@@ -39,21 +41,31 @@ public sealed class ScalingApi : IAsyncDisposable
         var app = builder.Build();
         app.MapGet("/api/resources/{name}", (string name) => _groups.Find(name) is { } group
             ? Results.Json(new { name, desiredReplicas = group.DesiredReplicas, maxReplicas = group.MaxReplicas })
-            : Results.NotFound(new { error = $"No engine group '{name}'." }));
-        app.MapPut("/api/resources/{name}/replicas", async (string name, ReplicasRequest request, CancellationToken token) =>
+            : Error(StatusCodes.Status404NotFound, $"No engine group '{name}'."));
+        app.MapPut("/api/resources/{name}/replicas", async (string name, HttpRequest request, CancellationToken token) =>
         {
             if (_groups.Find(name) is not { } group)
             {
-                return Results.NotFound(new { error = $"No engine group '{name}'." });
+                return Error(StatusCodes.Status404NotFound, $"No engine group '{name}'.");
             }
-            if (request.Replicas < 0 || request.Replicas > group.MaxReplicas)
+            int replicas;
+            try
             {
-                return Results.BadRequest(new { error = $"'{name}' runs 0 to {group.MaxReplicas} replicas, not {request.Replicas}." });
+                var body = await JsonSerializer.DeserializeAsync<JsonObject>(request.Body, cancellationToken: token).ConfigureAwait(false);
+                replicas = body?["replicas"]?.GetValue<int>() ?? throw new FormatException("'replicas' is missing.");
             }
-            var result = await group.ScaleAsync(request.Replicas, token).ConfigureAwait(false);
+            catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+            {
+                return Error(StatusCodes.Status400BadRequest, $"The body must be {{\"replicas\": n}} with a whole number n: {e.Message}", param: "replicas");
+            }
+            if (replicas < 0 || replicas > group.MaxReplicas)
+            {
+                return Error(StatusCodes.Status400BadRequest, $"'{name}' runs 0 to {group.MaxReplicas} replicas, not {replicas}.", param: "replicas");
+            }
+            var result = await group.ScaleAsync(replicas, token).ConfigureAwait(false);
             return result.Success
                 ? Results.Json(new { name, desiredReplicas = group.DesiredReplicas })
-                : Results.Json(new { error = result.Message }, statusCode: StatusCodes.Status503ServiceUnavailable);
+                : Error(StatusCodes.Status503ServiceUnavailable, result.Message ?? "Scaling failed.");
         });
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -71,6 +83,11 @@ public sealed class ScalingApi : IAsyncDisposable
         }
     }
 
-    /// <summary>The body of a scaling request.</summary>
-    public sealed record ReplicasRequest(int Replicas);
+    /// <summary>
+    /// An error in OpenAI's shape, <c>{"error": {"message", "type", "param", "code"}}</c>, as every VllmStack API answers.
+    /// The types are vLLM's for these statuses.
+    /// </summary>
+    private static IResult Error(int status, string message, string? param = null) =>
+        Results.Json(new { error = new { message, type = status switch { 404 => "NotFoundError", 503 => "ServiceUnavailableError", _ => "BadRequestError" }, param, code = status } },
+            statusCode: status);
 }

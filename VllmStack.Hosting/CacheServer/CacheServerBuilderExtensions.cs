@@ -1,5 +1,6 @@
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
+using VllmStack.Hosting.Common;
 
 namespace VllmStack.Hosting.CacheServer;
 
@@ -13,7 +14,7 @@ public static class CacheServerBuilderExtensions
     public static IResourceBuilder<ProjectResource> AddKvCacheServer<TProject>(this IDistributedApplicationBuilder builder, string name,
         IResourceBuilder<IResourceWithConnectionString> redis) where TProject : IProjectMetadata, new()
     {
-        var cacheServer = builder.AddProject<TProject>(name)
+        var cacheServer = builder.AddServiceProject<TProject>(name)
             .WithHttpEndpoint(name: "http")
             .WithHttpHealthCheck("/health")
             .WithReference(redis);

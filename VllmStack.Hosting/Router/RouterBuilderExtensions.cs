@@ -1,6 +1,7 @@
 using System.Globalization;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
+using VllmStack.Hosting.Common;
 using VllmStack.Hosting.Kubernetes;
 using VllmStack.Hosting.Vllm;
 
@@ -14,7 +15,7 @@ public static class RouterBuilderExtensions
     /// </summary>
     public static IResourceBuilder<ProjectResource> AddVllmRouter<TProject>(this IDistributedApplicationBuilder builder, string name, int? port = null)
         where TProject : IProjectMetadata, new() =>
-        builder.AddProject<TProject>(name)
+        builder.AddServiceProject<TProject>(name)
             .WithHttpEndpoint(port: port, name: "http")
             .WithHttpHealthCheck("/health");
 

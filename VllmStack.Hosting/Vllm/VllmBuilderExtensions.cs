@@ -19,7 +19,7 @@ public static class VllmBuilderExtensions
     public static IResourceBuilder<VllmResource> AddVllm<TSimulator>(this IDistributedApplicationBuilder builder, string name,
         IResourceBuilder<ParameterResource> model) where TSimulator : IProjectMetadata, new() =>
         // The generated metadata type says the project was built with the AppHost, so each replica runs with --no-build.
-        AddVllm(builder, name, model, (appBuilder, replica) => appBuilder.AddProject<TSimulator>(replica));
+        AddVllm(builder, name, model, (appBuilder, replica) => appBuilder.AddServiceProject<TSimulator>(replica));
 
     /// <summary>
     /// A group of vLLM engines serving <paramref name="model"/> as the <c>vllm/vllm-openai</c> container (where a

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Primitives;
 
@@ -14,15 +15,33 @@ public static class ProxyHeaders
         "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect",
     };
 
+    /// <summary>W3C Trace Context, baggage and their older .NET forms: the router's own span context goes upstream instead.</summary>
+    private static readonly HashSet<string> TraceContext = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "traceparent", "tracestate", "baggage", "Request-Id", "Correlation-Context",
+    };
+
+    /// <summary>
+    /// The runtime's HttpClient source: when something listens to it, HttpClient starts the client span and writes its
+    /// context itself (only where the request has none, so the client's own must not pass through).
+    /// </summary>
+    private static readonly ActivitySource HttpClientSource = new("System.Net.Http");
+
     public static bool IsHopByHop(string name) => HopByHop.Contains(name);
 
-    /// <summary>Client → engine: everything end-to-end, the engine key instead of the client's Authorization when one is set.</summary>
+    /// <summary>
+    /// Client → engine: everything end-to-end, the engine key instead of the client's Authorization when one is set, and
+    /// — while the router's request is traced — the router's trace context instead of the client's, so that the engine's
+    /// span nests under the router's in the same trace.
+    /// </summary>
     public static void CopyToUpstream(IHeaderDictionary from, HttpRequestMessage to, string requestId, string? engineApiKey)
     {
         var connectionTokens = ConnectionTokens(from);
+        var activity = Activity.Current;
         foreach (var (name, values) in from)
         {
-            if (IsHopByHop(name) || connectionTokens.Contains(name) || name.Equals(RequestId, StringComparison.OrdinalIgnoreCase))
+            if (IsHopByHop(name) || connectionTokens.Contains(name) || name.Equals(RequestId, StringComparison.OrdinalIgnoreCase)
+                || (activity is not null && TraceContext.Contains(name)))
             {
                 continue;
             }
@@ -36,6 +55,12 @@ public static class ProxyHeaders
             }
         }
         to.Headers.TryAddWithoutValidation(RequestId, requestId);
+        if (activity is not null && !HttpClientSource.HasListeners())
+        {
+            // Nothing will start a client span: the router's request span is the engine's parent.
+            DistributedContextPropagator.Current.Inject(activity, to,
+                static (carrier, name, value) => ((HttpRequestMessage)carrier!).Headers.TryAddWithoutValidation(name, value));
+        }
         if (engineApiKey is not null)
         {
             to.Headers.Authorization = new AuthenticationHeaderValue("Bearer", engineApiKey);

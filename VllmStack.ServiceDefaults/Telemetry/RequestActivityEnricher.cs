@@ -13,7 +13,7 @@ namespace VllmStack.ServiceDefaults.Telemetry;
 /// semantic-convention attributes and the <c>METHOD route</c> span name, and drops the spans of health
 /// probes and scrapes, which would otherwise drown the requests users make.
 /// </summary>
-internal sealed class RequestActivityEnricher(IReadOnlySet<string> probePaths) : IStartupFilter
+internal sealed class RequestActivityEnricher(IReadOnlySet<string> untracedPaths) : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {
@@ -30,7 +30,7 @@ internal sealed class RequestActivityEnricher(IReadOnlySet<string> probePaths) :
             return;
         }
         var request = context.Request;
-        if (probePaths.Contains(request.Path.Value ?? ""))
+        if (untracedPaths.Contains(request.Path.Value ?? ""))
         {
             activity.IsAllDataRequested = false;
             activity.ActivityTraceFlags &= ~ActivityTraceFlags.Recorded;

@@ -24,7 +24,7 @@ internal static class TelemetryExport
         "Microsoft.AspNetCore.Diagnostics", "System.Net.Http", "System.Net.NameResolution", "System.Runtime",
     ];
 
-    public static void Add(IHostApplicationBuilder builder, ServiceDefaultsOptions options, IReadOnlySet<string> probePaths)
+    public static void Add(IHostApplicationBuilder builder, ServiceDefaultsOptions options)
     {
         var settings = OtlpSettings.From(builder.Configuration, builder.Environment.ApplicationName);
         if (settings is null)
@@ -38,7 +38,7 @@ internal static class TelemetryExport
             logging.IncludeScopes = true;
             logging.AddOtlpExporter(o => settings.Configure(o, "/v1/logs"));
         });
-        builder.Services.AddSingleton<IStartupFilter>(new RequestActivityEnricher(probePaths));
+        builder.Services.AddSingleton<IStartupFilter>(new RequestActivityEnricher(options.UntracedPaths));
         builder.Services.AddSingleton(sp => new TelemetryProviders(settings, options));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<TelemetryProviders>());
     }
@@ -48,9 +48,11 @@ internal static class TelemetryExport
     {
         private readonly TracerProvider _tracer;
         private readonly MeterProvider _meter;
+        private readonly TimeSpan _shutdownTimeout;
 
         public TelemetryProviders(OtlpSettings settings, ServiceDefaultsOptions options)
         {
+            _shutdownTimeout = options.TelemetryShutdownTimeout;
             _tracer = Sdk.CreateTracerProviderBuilder()
                 .SetResourceBuilder(settings.CreateResource())
                 .AddSource([.. FrameworkActivitySources, .. options.ActivitySources])
@@ -70,8 +72,10 @@ internal static class TelemetryExport
 
         public Task StopAsync(CancellationToken cancellationToken)
         {
-            _tracer.ForceFlush(2000);
-            _meter.ForceFlush(2000);
+            // Shut down (export what is left) within a short bound: a gone collector must not hold up the stop.
+            var timeout = (int)_shutdownTimeout.TotalMilliseconds;
+            _tracer.Shutdown(timeout);
+            _meter.Shutdown(timeout);
             return Task.CompletedTask;
         }
 

@@ -75,5 +75,37 @@ public static class OpenAiHttp
         return new StreamResult(chunks, raw, ttft ?? clock.Elapsed, text.ToString());
     }
 
+    /// <summary>
+    /// One streamed chat of <paramref name="maxTokens"/> tokens: <c>"ok"</c> when it ended with <c>[DONE]</c> and no
+    /// error frame, else what went wrong (status and body, the error frame, or the transport failure).
+    /// </summary>
+    public static async Task<string> TryChatAsync(HttpClient http, string model, string prompt, CancellationToken cancellationToken, int maxTokens = 8)
+    {
+        var body = new
+        {
+            model,
+            messages = new[] { new { role = "user", content = prompt } },
+            max_tokens = maxTokens,
+            ignore_eos = true,
+            stream = true,
+        };
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = JsonContent.Create(body) };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            if (!response.IsSuccessStatusCode)
+            {
+                return $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}";
+            }
+            return text.Contains("\"error\"", StringComparison.Ordinal) ? "error frame: " + text[^Math.Min(300, text.Length)..]
+                : text.TrimEnd().EndsWith("data: [DONE]", StringComparison.Ordinal) ? "ok" : "no [DONE]";
+        }
+        catch (HttpRequestException e)
+        {
+            return "transport: " + e.Message;
+        }
+    }
+
     public static JsonSerializerOptions Json { get; } = new(JsonSerializerDefaults.Web);
 }

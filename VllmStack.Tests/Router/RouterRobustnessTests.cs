@@ -390,6 +390,33 @@ public sealed class RouterRobustnessTests
     }
 
     [Fact]
+    public async Task The_engine_gets_the_routers_trace_context_in_the_clients_trace_with_its_baggage()
+    {
+        await using var stub = await StubEngine.StartAsync("stub-model");
+        await using var router = await RouterProcess.StartAsync(["--static-backends", stub.BaseUrl.ToString()]);
+        await router.WaitForEnginesAsync(e => e.Count == 1 && e[0]!["routable"]!.GetValue<bool>(), TimeSpan.FromSeconds(15), "the stub engine");
+
+        var traceId = System.Diagnostics.ActivityTraceId.CreateRandom().ToHexString();
+        var clientSpan = System.Diagnostics.ActivitySpanId.CreateRandom().ToHexString();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions")
+        {
+            Content = new StringContent("""{"model":"stub-model","prompt":"hi"}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("traceparent", $"00-{traceId}-{clientSpan}-01");
+        request.Headers.Add("baggage", "tenant=acme");
+        using var response = await router.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        // One traceparent, in the client's trace, whose parent is the router's span — not the client's passed through.
+        var headers = stub.Received.Last().Headers;
+        var parts = headers["traceparent"].Split('-');
+        Assert.Equal(4, parts.Length);
+        Assert.Equal(traceId, parts[1]);
+        Assert.NotEqual(clientSpan, parts[2]);
+        Assert.True(headers.TryGetValue("baggage", out var baggage) && baggage.Replace(" ", "", StringComparison.Ordinal).Contains("tenant=acme", StringComparison.Ordinal), string.Join("; ", headers.Select(h => $"{h.Key}: {h.Value}")));
+    }
+
+    [Fact]
     public async Task A_slow_upload_is_not_the_engines_delay()
     {
         await using var stub = await StubEngine.StartAsync("stub-model");
