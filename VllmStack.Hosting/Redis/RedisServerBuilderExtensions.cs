@@ -91,7 +91,7 @@ public static class RedisServerBuilderExtensions
     }
 
     /// <summary>redis-server when it answers <c>--version</c>, else Garnet (restoring the tool manifest once if needed).</summary>
-    private static RedisServerResource Detect(string name, RedisServerKind? forced, string? toolDirectory)
+    internal static RedisServerResource Detect(string name, RedisServerKind? forced, string? toolDirectory)
     {
         if (forced != RedisServerKind.Garnet && Executables.Which("redis-server") is { } server
             && Executables.Output(server, ["--version"], null, ProbeTimeout) is { } serverVersion)

@@ -1,19 +1,18 @@
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
-using VllmStack.AppHost;
-using VllmStack.Hosting.Autoscaling;
-using VllmStack.Hosting.Builder;
-using VllmStack.Hosting.Orchestration;
-using VllmStack.Hosting.Testing;
+using Aspire.Hosting;
+using Aspire.Hosting.Testing;
+using VllmStack.Hosting.Autoscaler;
+using VllmStack.Hosting.Router;
 using VllmStack.Hosting.Vllm;
 using VllmStack.ServiceDefaults.Metrics;
+using VllmStack.Tests.Infrastructure;
 
 namespace VllmStack.Tests.Autoscaler;
 
 /// <summary>
-/// The autoscaler in a real stack started by the testing builder: EngineSim engines (2 sequences each, so requests
-/// queue), the router, the autoscaler with short windows, and the host's control API as its actuator.
+/// The autoscaler in a real stack started by Aspire's testing builder: EngineSim engines (2 sequences each, so requests
+/// queue), the router, the autoscaler with short windows, and the AppHost's scaling API as its actuator.
 /// </summary>
 [Collection(VllmStack.Tests.CacheServer.TimingSensitive.Name)]
 public sealed class AutoscalerStackTests
@@ -21,17 +20,16 @@ public sealed class AutoscalerStackTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(150);
 
     /// <summary>Simulated engines of one model, a router over them and the autoscaler (1 s interval) scaling them.</summary>
-    private static DistributedApplicationBuilder Stack(Action<VllmEngineOptions> engineOptions, string[] routerArgs, Action<AutoscalePolicy> policy)
+    private static IDistributedApplicationTestingBuilder Stack(Action<VllmEngineOptions> engineOptions, string[] routerArgs, Action<AutoscalePolicy> policy)
     {
-        var builder = DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly);
+        var builder = DistributedApplicationTestingBuilder.Create($"--{VllmBuilderExtensions.ModeConfigurationKey}=simulated");
         var model = builder.AddParameter("model", "autoscale-model");
-        var engine = builder.AddVllm("engine", model).WithMode(EngineMode.Simulated).WithEngineOptions(engineOptions);
-        var router = builder.AddProjectByName("router", "VllmStack.Router")
-            .WithHttpHealthCheck("/health")
+        var engine = builder.AddVllm<Projects.VllmStack_EngineSim>("engine", model).WithEngineOptions(engineOptions);
+        var router = builder.AddVllmRouter<Projects.VllmStack_Router>("router")
             .WithArgs(["--engine-stats-interval", "0.5", .. routerArgs])
             .WithEngines(engine)
             .WaitFor(engine);
-        builder.AddAutoscaler("autoscaler", router)
+        builder.AddAutoscaler<Projects.VllmStack_Autoscaler>("autoscaler", router)
             .WithEnvironment("Autoscaler__IntervalSeconds", "1")
             .WithScaleTarget(engine, policy);
         return builder;
@@ -60,12 +58,13 @@ public sealed class AutoscalerStackTests
                 p.ScaleUpStabilizationSeconds = 2;
                 p.ScaleDownStabilizationSeconds = 6;
             });
-        await using var app = builder.Build();
+        using var disposeBuilder = builder;
+        await using var app = await builder.BuildAsync(cts.Token);
         await app.StartAsync(cts.Token);
-        await app.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
         using var http = app.CreateHttpClient("router");
         http.Timeout = TimeSpan.FromSeconds(30);
-        Assert.Equal(1, app.Runtime.Get("engine")!.DesiredReplicas);
+        Assert.Equal(1, app.EngineGroup("engine").DesiredReplicas);
 
         var results = new List<string>();
         var maxReplicas = 1;
@@ -75,7 +74,7 @@ public sealed class AutoscalerStackTests
             {
                 while (keepGoing() && !cts.IsCancellationRequested)
                 {
-                    var outcome = await ChatAsync(http, client, cts.Token);
+                    var outcome = await OpenAiHttp.TryChatAsync(http, "autoscale-model", $"client {client}: tell me a long story", cts.Token, maxTokens: 150);
                     lock (results)
                     {
                         results.Add(outcome);
@@ -91,7 +90,7 @@ public sealed class AutoscalerStackTests
         var burst = LoadAsync(10, () => DateTime.UtcNow.Ticks < Interlocked.Read(ref stopBurstAt));
         while (!burst.IsCompleted)
         {
-            var replicas = app.Runtime.Get("engine")!.DesiredReplicas;
+            var replicas = app.EngineGroup("engine").DesiredReplicas;
             if (replicas > maxReplicas)
             {
                 if (maxReplicas == 1)
@@ -111,7 +110,7 @@ public sealed class AutoscalerStackTests
         var settled = false;
         var light = LoadAsync(1, () => !Volatile.Read(ref settled));
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (app.Runtime.Get("engine")!.DesiredReplicas > 1 && DateTime.UtcNow < deadline)
+        while (app.EngineGroup("engine").DesiredReplicas > 1 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(250, cts.Token);
         }
@@ -120,7 +119,7 @@ public sealed class AutoscalerStackTests
         Volatile.Write(ref settled, true);
         await light;
 
-        Assert.Equal(1, app.Runtime.Get("engine")!.DesiredReplicas);
+        Assert.Equal(1, app.EngineGroup("engine").DesiredReplicas);
         var failures = results.Where(r => r != "ok").ToList();
         Assert.True(failures.Count == 0, $"{failures.Count} of {results.Count} requests failed: {string.Join("; ", failures.Distinct().Take(5))}");
         Assert.True(burstRequests >= 10, $"only {burstRequests} requests ran in the burst");
@@ -131,7 +130,7 @@ public sealed class AutoscalerStackTests
         Assert.True(metrics.Sum("vllmstack:autoscaler_decisions_total", ("direction", "up")) >= 1);
         Assert.True(metrics.Sum("vllmstack:autoscaler_decisions_total", ("direction", "down")) >= 1);
         Assert.Equal(1, metrics.Sum("vllmstack:autoscaler_desired_replicas", ("target", "engine")));
-        Assert.Contains(app.Logs.Read("autoscaler"), line => line.Text.Contains("Scaling engine (autoscale-model) from 1 to"));
+        Assert.Contains(await app.LogsAsync("autoscaler", cts.Token), line => line.Contains("Scaling engine (autoscale-model) from 1 to", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -150,12 +149,13 @@ public sealed class AutoscalerStackTests
                 p.ScaleToZero = true;
                 p.ScaleToZeroAfterSeconds = 4;
             });
-        await using var app = builder.Build();
+        using var disposeBuilder = builder;
+        await using var app = await builder.BuildAsync(cts.Token);
         await app.StartAsync(cts.Token);
-        await app.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
         using var http = app.CreateHttpClient("router");
 
-        while (app.Runtime.Get("engine")!.DesiredReplicas > 0)
+        while (app.EngineGroup("engine").DesiredReplicas > 0)
         {
             await Task.Delay(250, cts.Token);
         }
@@ -182,44 +182,16 @@ public sealed class AutoscalerStackTests
         }
         while (status != System.Net.HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(40));
         Assert.Equal(System.Net.HttpStatusCode.OK, status);
-        Assert.Equal(1, app.Runtime.Get("engine")!.DesiredReplicas);
-        Assert.Contains(app.Logs.Read("autoscaler"), line => line.Text.Contains("arrived while scaled to zero"));
-        Assert.Contains(app.Logs.Read("autoscaler"), line => line.Text.Contains("scaling to zero"));
-    }
-
-    /// <summary>One streamed chat; "ok" when it completed with [DONE], else what went wrong.</summary>
-    private static async Task<string> ChatAsync(HttpClient http, int client, CancellationToken cancellationToken)
-    {
-        var body = new
-        {
-            model = "autoscale-model",
-            messages = new[] { new { role = "user", content = $"client {client}: tell me a long story" } },
-            max_tokens = 150,
-            ignore_eos = true,
-            stream = true,
-        };
-        try
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions") { Content = JsonContent.Create(body) };
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
-            if (!response.IsSuccessStatusCode)
-            {
-                return $"{(int)response.StatusCode} {text[..Math.Min(200, text.Length)]}";
-            }
-            return text.Contains("\"error\"") ? "error frame: " + text[^Math.Min(300, text.Length)..]
-                : text.TrimEnd().EndsWith("data: [DONE]", StringComparison.Ordinal) ? "ok" : "no [DONE]";
-        }
-        catch (HttpRequestException e)
-        {
-            return "transport: " + e.Message;
-        }
+        Assert.Equal(1, app.EngineGroup("engine").DesiredReplicas);
+        var logs = await app.LogsAsync("autoscaler", cts.Token);
+        Assert.Contains(logs, line => line.Contains("arrived while scaled to zero", StringComparison.Ordinal));
+        Assert.Contains(logs, line => line.Contains("scaling to zero", StringComparison.Ordinal));
     }
 
     private static async Task<string> DecisionsAsync(DistributedApplication app, CancellationToken cancellationToken)
     {
         using var autoscaler = app.CreateHttpClient("autoscaler");
         var decisions = await autoscaler.GetStringAsync("decisions", cancellationToken);
-        return decisions + " | " + string.Join(" / ", app.Logs.Read("autoscaler").TakeLast(8).Select(l => l.Text));
+        return decisions + " | " + string.Join(" / ", (await app.LogsAsync("autoscaler", cancellationToken)).TakeLast(8));
     }
 }

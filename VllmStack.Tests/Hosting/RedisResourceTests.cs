@@ -1,64 +1,63 @@
 using System.Net.Sockets;
 using System.Text;
-using VllmStack.AppHost;
-using VllmStack.Hosting.Builder;
-using VllmStack.Hosting.Orchestration;
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using Aspire.Hosting.Testing;
 using VllmStack.Hosting.Redis;
-using VllmStack.Hosting.Testing;
+using VllmStack.Tests.Infrastructure;
 
 namespace VllmStack.Tests.Hosting;
 
-/// <summary>AddRedis against real servers: redis-server from PATH and Garnet from the repository's tool manifest.</summary>
+/// <summary>
+/// Redis where no container engine runs: <c>AddRedisServer</c> against real servers — redis-server from PATH and Garnet
+/// from the repository's tool manifest — started by DCP through Aspire's testing builder.
+/// </summary>
 public sealed class RedisResourceTests
 {
     // Garnet starts through `dotnet tool run`, a few seconds on a busy 2-core machine.
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
-
-    private static DistributedApplicationBuilder NewBuilder(params string[] args) =>
-        DistributedApplicationTestingBuilder.CreateEmpty(typeof(AppModel).Assembly, args);
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
 
     [Theory]
-    [InlineData(RedisMode.Server, "redis-server 7.")]
-    [InlineData(RedisMode.Garnet, "Garnet 2.2.8 (dotnet tool)")]
-    public async Task Serves_set_and_get_through_its_connection_string(RedisMode mode, string description)
+    [InlineData(RedisServerKind.RedisServer, "redis-server 7.")]
+    [InlineData(RedisServerKind.Garnet, "Garnet 2.2.8 (dotnet tool)")]
+    public async Task Serves_set_and_get_through_its_connection_string(RedisServerKind kind, string description)
     {
         using var cts = new CancellationTokenSource(Bound);
-        var builder = NewBuilder();
-        builder.AddRedis("cache").WithMode(mode);
-        await using var app = builder.Build();
+        using var builder = DistributedApplicationTestingBuilder.Create();
+        builder.AddRedisServer("cache", kind);
+        await using var app = await builder.BuildAsync(cts.Token);
         await app.StartAsync(cts.Token);
-        var snapshot = await app.WaitForResourceHealthyAsync("cache", cts.Token);
+        var healthy = await app.ResourceNotifications.WaitForResourceHealthyAsync("cache", cts.Token);
 
-        Assert.StartsWith(description, snapshot.Description, StringComparison.Ordinal);
-        Assert.Equal("Redis", snapshot.Kind);
+        Assert.Equal("Redis", healthy.Snapshot.ResourceType);
+        Assert.StartsWith(description, healthy.Snapshot.Properties.Single(p => p.Name == "redis.server").Value?.ToString(), StringComparison.Ordinal);
         var connection = await app.GetConnectionStringAsync("cache", cts.Token);
-        Assert.Matches(@"^127\.0\.0\.1:\d+$", connection);
+        Assert.Matches(@"^localhost:\d+$", connection);
 
-        using var redis = await RawRedis.ConnectAsync(connection, cts.Token);
+        using var redis = await RawRedis.ConnectAsync(connection!, cts.Token);
         Assert.Equal("OK", await redis.CommandAsync(cts.Token, "SET", "greeting", "héllo"));
         Assert.Equal("héllo", await redis.CommandAsync(cts.Token, "GET", "greeting"));
         Assert.Null(await redis.CommandAsync(cts.Token, "GET", "missing"));
     }
 
     [Theory]
-    [InlineData(RedisMode.Server)]
-    [InlineData(RedisMode.Garnet)]
-    public async Task A_password_is_required_and_carried_in_the_connection_string(RedisMode mode)
+    [InlineData(RedisServerKind.RedisServer)]
+    [InlineData(RedisServerKind.Garnet)]
+    public async Task A_password_is_required_and_carried_in_the_connection_string(RedisServerKind kind)
     {
         using var cts = new CancellationTokenSource(Bound);
-        var builder = NewBuilder("--Parameters:cache-password=s3cret-pw");
+        using var builder = DistributedApplicationTestingBuilder.Create("--Parameters:cache-password=s3cret-pw");
         var password = builder.AddParameter("cache-password", secret: true);
-        builder.AddRedis("cache").WithMode(mode).WithPassword(password);
-        await using var app = builder.Build();
+        builder.AddRedisServer("cache", kind).WithPassword(password);
+        await using var app = await builder.BuildAsync(cts.Token);
         await app.StartAsync(cts.Token);
-        await app.WaitForResourceHealthyAsync("cache", cts.Token);
+        await app.ResourceNotifications.WaitForResourceHealthyAsync("cache", cts.Token);
 
         var connection = await app.GetConnectionStringAsync("cache", cts.Token);
-        Assert.Matches(@"^127\.0\.0\.1:\d+,password=s3cret-pw$", connection);
+        Assert.Matches(@"^localhost:\d+,password=s3cret-pw$", connection);
 
         // Without AUTH the server refuses; with the password from the connection string it serves.
-        var address = connection.Split(',')[0];
-        using (var anonymous = await RawRedis.ConnectAsync(address, cts.Token))
+        using (var anonymous = await RawRedis.ConnectAsync(connection!.Split(',')[0], cts.Token))
         {
             var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => anonymous.CommandAsync(cts.Token, "GET", "k"));
             Assert.Contains("NOAUTH", refused.Message, StringComparison.OrdinalIgnoreCase);
@@ -69,146 +68,77 @@ public sealed class RedisResourceTests
     }
 
     [Fact]
-    public async Task A_resource_that_references_the_cache_gets_its_connection_string()
+    public async Task A_resource_that_references_the_cache_gets_its_connection_string_and_waits_for_it()
     {
         using var cts = new CancellationTokenSource(Bound);
-        var builder = NewBuilder();
-        var cache = builder.AddRedis("cache");
-        builder.AddExecutable("probe", "/bin/sh", null, "-c", "echo \"cs=$ConnectionStrings__cache\"; sleep 30")
+        using var builder = DistributedApplicationTestingBuilder.Create();
+        var cache = builder.AddRedisServer("cache");
+        builder.AddExecutable("probe", "/bin/sh", ".", "-c", "echo \"cs=$ConnectionStrings__cache host=$CACHE_HOST\"; sleep 30")
             .WithReference(cache)
             .WaitFor(cache);
-        await using var app = builder.Build();
+        await using var app = await builder.BuildAsync(cts.Token);
         await app.StartAsync(cts.Token);
-        await app.WaitForResourceHealthyAsync("cache", cts.Token);
+        await app.ResourceNotifications.WaitForResourceAsync("probe", KnownResourceStates.Running, cts.Token);
 
-        var expected = "cs=" + await app.GetConnectionStringAsync("cache", cts.Token);
-        while (!app.Logs.Read("probe").Any(l => l.Text == expected))
+        var expected = $"cs={await app.GetConnectionStringAsync("cache", cts.Token)} host=localhost";
+        List<string> lines;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (!(lines = await app.LogsAsync("probe", cts.Token)).Contains(expected) && DateTime.UtcNow < deadline)
         {
-            await Task.Delay(50, cts.Token);
+            await Task.Delay(100, cts.Token);
         }
+        Assert.Contains(expected, lines);
     }
 
     [Theory]
-    [InlineData(RedisMode.Server)]
-    [InlineData(RedisMode.Garnet)]
-    public async Task Its_processes_are_gone_after_dispose(RedisMode mode)
+    [InlineData(RedisServerKind.RedisServer)]
+    [InlineData(RedisServerKind.Garnet)]
+    public async Task Its_processes_are_gone_after_dispose(RedisServerKind kind)
     {
         using var cts = new CancellationTokenSource(Bound);
-        var builder = NewBuilder();
-        builder.AddRedis("cache").WithMode(mode);
-        var app = builder.Build();
-        int pid;
-        int[] children;
+        using var builder = DistributedApplicationTestingBuilder.Create();
+        builder.AddRedisServer("cache", kind);
+        var app = await builder.BuildAsync(cts.Token);
+        int[] processes;
         try
         {
             await app.StartAsync(cts.Token);
-            await app.WaitForResourceHealthyAsync("cache", cts.Token);
-            pid = app.Runtime.Get("cache")!.Replicas[0].ProcessId!.Value;
+            await app.ResourceNotifications.WaitForResourceHealthyAsync("cache", cts.Token);
+            var pid = app.ProcessId("cache")!.Value;
             // `dotnet tool run` starts Garnet as its child: that one must go too.
-            children = ChildrenOf(pid);
-            Assert.True(IsAlive(pid));
-            Assert.True(mode != RedisMode.Garnet || children.Length > 0, "Garnet runs as a child of `dotnet tool run`.");
+            processes = [pid, .. ProcessTree.Children(pid)];
+            Assert.True(kind != RedisServerKind.Garnet || processes.Length > 1, "Garnet runs as a child of `dotnet tool run`.");
         }
         finally
         {
             await app.DisposeAsync();
         }
-
-        foreach (var process in children.Prepend(pid))
-        {
-            while (IsAlive(process))
-            {
-                await Task.Delay(50, cts.Token);
-            }
-        }
+        var alive = await ProcessTree.WaitForExitAsync(processes, TimeSpan.FromSeconds(20));
+        Assert.True(alive.Count == 0, $"still running: {ProcessTree.Describe(alive)}");
     }
 
     [Fact]
-    public async Task Detection_prefers_redis_server_then_garnet_then_a_container()
+    public void Redis_is_aspires_own_container_when_publishing_and_a_local_server_where_no_container_engine_runs()
     {
-        List<RedisMode> asked = [];
-        Task<bool> Only(RedisMode mode, params RedisMode[] present)
-        {
-            asked.Add(mode);
-            return Task.FromResult(present.Contains(mode));
-        }
+        using var run = DistributedApplicationTestingBuilder.Create();
+        Assert.IsType<RedisServerResource>(run.AddRedisWithLocalFallback("cache").Resource);
 
-        Assert.Equal(RedisMode.Server, await RedisResource.ChooseAsync("cache", null, "/repo", m => Only(m, RedisMode.Server, RedisMode.Garnet)));
-        Assert.Equal(new[] { RedisMode.Server }, asked);
-        asked.Clear();
-
-        Assert.Equal(RedisMode.Garnet, await RedisResource.ChooseAsync("cache", null, "/repo", m => Only(m, RedisMode.Garnet, RedisMode.Container)));
-        Assert.Equal(new[] { RedisMode.Server, RedisMode.Garnet }, asked);
-
-        Assert.Equal(RedisMode.Container, await RedisResource.ChooseAsync("cache", null, "/repo", m => Only(m, RedisMode.Container)));
-        Assert.Equal(RedisMode.Garnet, await RedisResource.ChooseAsync("cache", RedisMode.Garnet, "/repo", m => Only(m, RedisMode.Server, RedisMode.Garnet)));
+        var output = Path.Combine(Path.GetTempPath(), "vllmstack-redis-" + Guid.NewGuid().ToString("N")[..8]);
+        using var publish = DistributedApplicationTestingBuilder.Create("--operation", "publish", "--output-path", output);
+        Assert.IsType<RedisResource>(publish.AddRedisWithLocalFallback("cache").Resource);
     }
 
     [Fact]
-    public async Task Detection_says_what_to_install_when_nothing_can_run_it()
+    public void Detection_prefers_redis_server_and_says_what_to_install_when_nothing_can_run_it()
     {
-        var none = await Assert.ThrowsAsync<InvalidOperationException>(() => RedisResource.ChooseAsync("cache", null, "/repo", _ => Task.FromResult(false)));
-        Assert.Contains("apt-get install redis-server", none.Message, StringComparison.Ordinal);
-        Assert.Contains("dotnet tool restore, in /repo", none.Message, StringComparison.Ordinal);
-        Assert.Contains("docker or podman", none.Message, StringComparison.Ordinal);
+        var repository = RepoPaths.Root;
+        Assert.Equal(RedisServerKind.RedisServer, RedisServerBuilderExtensions.Detect("cache", null, repository).Kind);
+        Assert.Equal(RedisServerKind.Garnet, RedisServerBuilderExtensions.Detect("cache", RedisServerKind.Garnet, repository).Kind);
 
-        var noManifest = await Assert.ThrowsAsync<InvalidOperationException>(() => RedisResource.ChooseAsync("cache", RedisMode.Garnet, null, _ => Task.FromResult(false)));
-        Assert.Contains("dotnet tool install garnet-server --version 2.2.8", noManifest.Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task A_forced_mode_that_cannot_run_fails_to_start_with_the_reason()
-    {
-        using var cts = new CancellationTokenSource(Bound);
-        var builder = NewBuilder();
-        var cache = builder.AddRedis("cache").WithMode(RedisMode.Garnet);
-        cache.Resource.ToolManifestDirectory = null;
-        await using var app = builder.Build();
-        await app.StartAsync(cts.Token);
-
-        var failed = await app.Runtime.WaitForAsync("cache", s => s.State == ResourceState.FailedToStart, cts.Token);
-        Assert.Contains("dotnet tool install garnet-server", failed.Replicas[0].Message, StringComparison.Ordinal);
-    }
-
-    private static bool IsAlive(int pid)
-    {
-        // A killed process may linger as a zombie until its parent reaps it: it no longer runs.
-        var stat = $"/proc/{pid}/stat";
-        if (!File.Exists(stat))
-        {
-            return false;
-        }
-        try
-        {
-            var text = File.ReadAllText(stat);
-            return text[(text.LastIndexOf(')') + 2)..] is not ['Z' or 'X', ..];
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
-    private static int[] ChildrenOf(int pid) =>
-        [.. Directory.EnumerateDirectories("/proc")
-            .Select(Path.GetFileName)
-            .Where(name => int.TryParse(name, out _))
-            .Select(name => int.Parse(name!, System.Globalization.CultureInfo.InvariantCulture))
-            .Where(child => ParentOf(child) == pid)];
-
-    private static int? ParentOf(int pid)
-    {
-        try
-        {
-            var text = File.ReadAllText($"/proc/{pid}/stat");
-            // Fields after the command name: state, ppid, …
-            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
-            return int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
+        // Garnet asked for, and no tool manifest to run it from.
+        var none = Assert.Throws<DistributedApplicationException>(() => RedisServerBuilderExtensions.Detect("cache", RedisServerKind.Garnet, null));
+        Assert.Contains("Redis 'cache' cannot start", none.Message, StringComparison.Ordinal);
+        Assert.Contains("dotnet tool restore", none.Message, StringComparison.Ordinal);
     }
 
     /// <summary>Just enough of a RESP client to check a server from the outside: commands out, one reply in.</summary>

@@ -11,7 +11,7 @@ using VllmStack.Hosting.Vllm;
 namespace VllmStack.Tests.Infrastructure;
 
 /// <summary>Starting Aspire apps in tests (the AppHost's own model, or one built in the test) and reading their state.</summary>
-internal static class AspireApps
+internal static partial class AspireApps
 {
     /// <summary>The model the AppHost serves unless told otherwise.</summary>
     public const string DefaultModel = "meta-llama/Llama-3.1-8B-Instruct";
@@ -115,7 +115,7 @@ internal static class AspireApps
     public static EngineGroupController EngineGroup(this DistributedApplication app, string name) =>
         app.Services.GetRequiredService<EngineGroupRegistry>().Find(name) ?? throw new InvalidOperationException($"No engine group '{name}'.");
 
-    /// <summary>Every line the resource has written so far (console output, both streams).</summary>
+    /// <summary>Every line the resource has written so far (console output, both streams), without Aspire's timestamps.</summary>
     public static async Task<List<string>> LogsAsync(this DistributedApplication app, string resource, CancellationToken cancellationToken)
     {
         var logs = app.Services.GetRequiredService<ResourceLoggerService>();
@@ -123,10 +123,14 @@ internal static class AspireApps
         var lines = new List<string>();
         await foreach (var batch in logs.GetAllAsync(model).WithCancellation(cancellationToken))
         {
-            lines.AddRange(batch.Select(l => l.Content));
+            // Aspire keeps each line with its timestamp in front: "2026-11-30T10:17:42.7535310Z text".
+            lines.AddRange(batch.Select(l => LogTimestamp().Replace(l.Content, "", 1)));
         }
         return lines;
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d\d-\d\dT[\d:.]+Z ")]
+    private static partial System.Text.RegularExpressions.Regex LogTimestamp();
 
     /// <summary>Runs a resource command (Aspire's own, such as <c>resource-stop</c>, or one of ours) and requires success.</summary>
     public static async Task ExecuteCommandAsync(this DistributedApplication app, string resource, string command, CancellationToken cancellationToken)
