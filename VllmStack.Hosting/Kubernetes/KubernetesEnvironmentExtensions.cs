@@ -4,15 +4,19 @@ using Aspire.Hosting.Pipelines;
 
 namespace VllmStack.Hosting.Kubernetes;
 
+/// <summary>The application's Kubernetes environment: <c>builder.AddKubernetesEnvironment("kubernetes")</c>, once per AppHost.</summary>
 public static class KubernetesEnvironmentExtensions
 {
     /// <summary>
-    /// Publishes the application to Kubernetes: in publish mode (<c>aspire publish -o DIR</c>, or the AppHost run with
+    /// Publishes the application to Kubernetes. In publish mode (<c>aspire publish -o DIR</c>, or the AppHost run with
     /// <c>--operation publish --step publish --output-path DIR</c>) a pipeline step <c>publish-NAME</c>, required by
     /// Aspire's <c>publish</c> step, writes every resource of the model as kustomize-ready manifests into the output
-    /// folder (see <see cref="KubernetesPublisher"/>). Options come from <see cref="WithProperties"/> and the
-    /// <c>Kubernetes</c> configuration section (<see cref="KubernetesPublishOptions"/>). In run mode nothing is added to
-    /// the model, so the dashboard shows no such resource.
+    /// folder: Deployments (a StatefulSet for Redis), Services, ServiceAccounts with exactly-scoped Roles, one ConfigMap
+    /// per resource plus a <c>parameters</c> ConfigMap, a Secret generated from <c>secrets.env</c> (keys only: values are
+    /// never written, except a random one for an empty generated password), optional ServiceMonitors, a Grafana
+    /// dashboard, and <c>kustomization.yaml</c>. Options come from <see cref="WithProperties"/> and the <c>Kubernetes</c>
+    /// configuration section (<see cref="KubernetesPublishOptions"/>); a bad one fails the step with its reason, and the
+    /// AppHost exits with code 2. In run mode nothing is added to the model, so the dashboard shows no such resource.
     /// </summary>
     public static IResourceBuilder<KubernetesEnvironmentResource> AddKubernetesEnvironment(this IDistributedApplicationBuilder builder,
         [ResourceName] string name)

@@ -16,7 +16,7 @@ namespace VllmStack.Hosting.Kubernetes;
 /// failure is a bug, reported by Aspire with its stack trace, and the AppHost exits with code 1. (Aspire itself ends a
 /// directly run AppHost whose pipeline failed with code 0; the Aspire CLI reads the step's state instead.)
 /// </remarks>
-public sealed class KubernetesPublisher(KubernetesEnvironmentResource environment, IConfiguration configuration)
+internal sealed class KubernetesPublisher(KubernetesEnvironmentResource environment, IConfiguration configuration)
 {
     /// <summary>Exit code of the AppHost when publishing failed for a reason the user can fix.</summary>
     public const int UserErrorExitCode = 2;

@@ -8,7 +8,7 @@ namespace VllmStack.Hosting.Kubernetes;
 /// arguments and <c>env</c> values from a variable the publisher defines first (from the <c>parameters</c> ConfigMap or
 /// the Secret holding the value).
 /// </summary>
-public static partial class ParameterVariables
+internal static partial class ParameterVariables
 {
     /// <summary><c>hf-token</c> → <c>PARAMETER_HF_TOKEN</c>.</summary>
     public static string VariableName(ParameterResource parameter) => "PARAMETER_" + parameter.Name.ToUpperInvariant().Replace('-', '_');
