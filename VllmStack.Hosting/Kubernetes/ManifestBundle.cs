@@ -57,7 +57,20 @@ internal sealed class ManifestBundle(string ns)
     /// Writes everything under <paramref name="directory"/> (created if needed); values already filled in secrets.env are
     /// kept. Returns the files written, relative to the folder.
     /// </summary>
+    /// <exception cref="KubernetesPublishException">The folder or a file in it cannot be written.</exception>
     public async Task<IReadOnlyList<string>> WriteAsync(string directory, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await WriteFilesAsync(directory, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KubernetesPublishException($"Cannot write the manifests to {directory}: {e.Message}");
+        }
+    }
+
+    private async Task<IReadOnlyList<string>> WriteFilesAsync(string directory, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(directory);
         var written = new List<string>();

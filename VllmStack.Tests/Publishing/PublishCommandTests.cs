@@ -40,6 +40,18 @@ public sealed class PublishCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task An_output_folder_that_cannot_be_written_fails_the_publish_with_the_reason()
+    {
+        Directory.CreateDirectory(_root);
+        var file = Path.Combine(_root, "a-file");
+        await File.WriteAllTextAsync(file, "not a folder");
+        var (code, text) = await PublishAsync(["--output-path", Path.Combine(file, "deploy")]);
+        Assert.Equal(2, code);
+        Assert.Contains($"Cannot write the manifests to {Path.Combine(file, "deploy")}", text);
+        Assert.DoesNotContain("   at ", text);
+    }
+
+    [Fact]
     public async Task An_external_redis_is_a_connection_string_from_the_secret_and_no_redis_is_deployed()
     {
         var output = Path.Combine(_root, "deploy");
