@@ -28,7 +28,9 @@ public sealed class AspireCliPublishTests : IDisposable
     {
         var output = Path.Combine(_root, "deploy");
         var run = await AspirePublishAsync(output, "--Kubernetes:Namespace=from-cli");
-        Assert.True(run.ExitCode == 0, run.Output);
+        Assert.True(run.ExitCode == 0, run.Output.Contains("dotnet-aspire does not exist", StringComparison.Ordinal)
+            ? "The Aspire CLI is not restored: run `dotnet tool restore` in the repository root.\n" + run.Output
+            : run.Output);
         Assert.Contains("kubectl apply -k", run.Output);
         var objects = ParseYaml(await KustomizeAsync(output));
         foreach (var workload in new[] { "engine", "router", "cacheserver", "autoscaler" })
