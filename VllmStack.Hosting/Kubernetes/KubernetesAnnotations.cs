@@ -17,6 +17,7 @@ public sealed record ComputeResourcesAnnotation(string CpuRequest, string Memory
 /// <summary>Pods of the resource when published (locally the resource keeps its own count).</summary>
 public sealed record PublishedReplicasAnnotation(int Replicas) : IResourceAnnotation;
 
+/// <summary>How a resource runs when published to Kubernetes: its pods' count and compute resources.</summary>
 public static class KubernetesResourceBuilderExtensions
 {
     /// <summary>Requests and memory limit of each replica when published, e.g. <c>("1", "512Mi", "2Gi")</c>.</summary>

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using VllmStack.Hosting.Vllm;
@@ -8,7 +9,7 @@ namespace VllmStack.Hosting.Kubernetes;
 /// Names, labels and ports of published objects, in one place: the router's engine selector and the engine pods'
 /// labels come from the same function, so they cannot drift apart.
 /// </summary>
-public static class KubernetesLabels
+public static partial class KubernetesLabels
 {
     public const string PartOf = "vllmstack";
     public const string NameLabel = "app.kubernetes.io/name";
@@ -45,17 +46,26 @@ public static class KubernetesLabels
         _ => resource.Name,
     };
 
-    /// <summary>Port inside the pod: vLLM serves on 8000, Redis on 6379, our services on 8080 (8081… for further endpoints).</summary>
+    /// <summary>
+    /// The named ports of the resource's pods, which its Service exposes on the same numbers: vLLM serves <c>http</c> on
+    /// 8000; other resources serve each endpoint on the model's target port, else our services on 8080 (8081… for
+    /// further endpoints).
+    /// </summary>
+    public static IReadOnlyList<(string Name, int Port)> ContainerPorts(IResource resource)
+    {
+        if (resource is VllmResource)
+        {
+            return [("http", EnginePort)];
+        }
+        var endpoints = resource.Annotations.OfType<EndpointAnnotation>().DistinctBy(e => e.Name).ToList();
+        return [.. endpoints.Select((e, index) => (e.Name, e.TargetPort ?? 8080 + index))];
+    }
+
+    /// <summary>The pod's (and Service's) port of <paramref name="endpoint"/>; the first port when the resource has no such endpoint.</summary>
     public static int ContainerPort(IResource resource, string endpoint)
     {
-        var names = resource.Annotations.OfType<EndpointAnnotation>().Select(e => e.Name).Distinct().ToList();
-        var index = Math.Max(0, names.IndexOf(endpoint));
-        return resource switch
-        {
-            VllmResource => EnginePort + index,
-            RedisResource => 6379,
-            _ => 8080 + index,
-        };
+        var ports = ContainerPorts(resource);
+        return ports.FirstOrDefault(p => p.Name == endpoint) is { Name: not null } found ? found.Port : ports.Count > 0 ? ports[0].Port : 8080;
     }
 
     /// <summary><c>VllmStack.Router</c> → <c>router</c>.</summary>
@@ -71,4 +81,13 @@ public static class KubernetesLabels
     /// <c>vllmstack-router</c>; set for every project in Directory.Build.props).
     /// </summary>
     public static string ImageRepository(string projectPath) => Path.GetFileNameWithoutExtension(projectPath).ToLowerInvariant().Replace('.', '-');
+
+    /// <summary>
+    /// Whether <paramref name="name"/> can name a Kubernetes object and a Service's DNS name (an RFC 1123 label: lower-case
+    /// letters, digits and '-', at most 63, starting and ending with a letter or digit).
+    /// </summary>
+    public static bool IsObjectName(string name) => DnsLabel().IsMatch(name);
+
+    [GeneratedRegex(@"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\z")]
+    private static partial Regex DnsLabel();
 }

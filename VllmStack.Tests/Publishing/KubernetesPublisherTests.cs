@@ -168,7 +168,8 @@ public sealed partial class KubernetesPublisherTests(PublishedManifests publishe
             Assert.DoesNotContain(ApiKeySentinel, text);
         }
         var secret = published.OfKind("Secret").Single();
-        Assert.Equal(["engine-api-key", "hf-token"], secret["data"]!.AsObject().Select(p => p.Key).Order());
+        // cache-password: the password Aspire's Redis resource generates (publish fills in a random one; see PublishCommandTests).
+        Assert.Equal(["cache-password", "engine-api-key", "hf-token"], secret["data"]!.AsObject().Select(p => p.Key).Order());
         // Any variable whose name says it is a secret comes from the Secret, directly or through a variable that does.
         foreach (var container in Workloads().SelectMany(Containers))
         {
@@ -252,7 +253,18 @@ public sealed partial class KubernetesPublisherTests(PublishedManifests publishe
         string ServicePort(string service) => (string)published.Get("Service", service)["spec"]!["ports"]![0]!["port"]!;
         Assert.Equal($"http://cacheserver:{ServicePort("cacheserver")}", ConfigValue("router", "services__cacheserver__http__0"));
         Assert.Equal($"http://router:{ServicePort("router")}", ConfigValue("autoscaler", "services__router__http__0"));
-        Assert.Equal($"cache:{ServicePort("cache")}", ConfigValue("cacheserver", "ConnectionStrings__cache"));
+        // Aspire's Redis has a password (its generated cache-password parameter): the connection string names it, from the Secret.
+        var cacheServer = Containers(published.Get("Deployment", "cacheserver")).Single();
+        Assert.Equal($"cache:{ServicePort("cache")},password=$(PARAMETER_CACHE_PASSWORD)", EnvValue(cacheServer, "ConnectionStrings__cache"));
+        Assert.Equal("cache-password", SecretKeyOf(cacheServer, "PARAMETER_CACHE_PASSWORD"));
+        // … and Redis requires that very password.
+        var redis = Containers(published.Get("StatefulSet", "cache")).Single();
+        Assert.Equal("$(PARAMETER_CACHE_PASSWORD)", EnvValue(redis, "REDIS_PASSWORD"));
+        Assert.Equal("cache-password", SecretKeyOf(redis, "PARAMETER_CACHE_PASSWORD"));
+        var command = string.Join(' ', redis["command"]!.AsArray().Concat(redis["args"]!.AsArray()).Select(a => (string)a!));
+        Assert.StartsWith("/bin/sh -c redis-server --requirepass $REDIS_PASSWORD", command);
+        // In memory, like the local one: no snapshots of the KV pool.
+        Assert.EndsWith("--save '' --appendonly no", command);
     }
 
     [Fact]
@@ -312,6 +324,9 @@ public sealed partial class KubernetesPublisherTests(PublishedManifests publishe
 
     private static string? EnvValue(JsonObject container, string name) =>
         (string?)container["env"]!.AsArray().SingleOrDefault(e => (string)e!["name"]! == name)?["value"];
+
+    private static string? SecretKeyOf(JsonObject container, string name) =>
+        (string?)container["env"]!.AsArray().SingleOrDefault(e => (string)e!["name"]! == name)?["valueFrom"]?["secretKeyRef"]?["key"];
 
     /// <summary>A setting of the resource's ConfigMap (the one its container reads with envFrom).</summary>
     private string ConfigValue(string resource, string key)

@@ -1,13 +1,17 @@
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using VllmStack.Tests.Infrastructure;
 using static VllmStack.Tests.Publishing.PublishedManifests;
 
 namespace VllmStack.Tests.Publishing;
 
-/// <summary>The publish command's other paths: bad arguments, an external Redis, publishing again, and the image names.</summary>
+/// <summary>The publish pipeline's other paths: bad options, an external Redis, publishing again, and the image names.</summary>
 public sealed class PublishCommandTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "vllmstack-publish-" + Guid.NewGuid().ToString("N")[..8]);
+
+    // The external Redis's connection string given to publish: a secret, so it must appear in no file.
+    private const string ExternalRedisSentinel = "redis.example:6380,password=SENTINELredisPASSWORD789";
 
     public void Dispose()
     {
@@ -18,25 +22,42 @@ public sealed class PublishCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData(new string[0], "--output-path is required")]
-    [InlineData(new[] { "--output-path", "x", "--bogus" }, "Unknown publish option '--bogus'")]
-    [InlineData(new[] { "--output-path", "x", "--namespace", "Not_A_Label" }, "--namespace 'Not_A_Label' must be a DNS label")]
-    [InlineData(new[] { "--output-path" }, "--output-path needs a value")]
-    public async Task Bad_arguments_exit_2_with_the_reason_and_the_usage(string[] args, string reason)
+    [InlineData("--Kubernetes:Namespace=Not_A_Label", "Kubernetes:Namespace 'Not_A_Label' must be a DNS label")]
+    [InlineData("--Kubernetes:Namespaces=llm", "Unknown setting Kubernetes:Namespaces")]
+    [InlineData("--Kubernetes:ServiceMonitors=maybe", "'maybe' at 'Kubernetes:ServiceMonitors'")]
+    [InlineData("--Kubernetes:ImageTag=-dash-first", "Kubernetes:ImageTag '-dash-first' is not a valid image tag")]
+    [InlineData("--Kubernetes:Registry=https://ghcr.io/acme", "Kubernetes:Registry 'https://ghcr.io/acme' must be a registry host")]
+    [InlineData("--Kubernetes:OtlpEndpoint=ftp://collector:4318", "Kubernetes:OtlpEndpoint 'ftp://collector:4318' must be an absolute http or https URL")]
+    public async Task A_bad_option_fails_the_publish_with_the_reason_and_no_stack_trace(string option, string reason)
     {
-        var (code, output) = await PublishAsync(args);
+        var output = Path.Combine(_root, "deploy");
+        var (code, text) = await PublishAsync(["--output-path", output, option]);
         Assert.Equal(2, code);
-        Assert.Contains(reason, output);
-        Assert.Contains("usage: VllmStack.AppHost publish --output-path DIR", output);
-        Assert.DoesNotContain("   at ", output);
+        Assert.Contains(reason, text);
+        Assert.DoesNotContain("   at ", text);
+        Assert.DoesNotContain("Exception", text);
+        Assert.False(Directory.Exists(output), "a failed publish wrote files");
+    }
+
+    [Fact]
+    public async Task An_output_folder_that_cannot_be_written_fails_the_publish_with_the_reason()
+    {
+        Directory.CreateDirectory(_root);
+        var file = Path.Combine(_root, "a-file");
+        await File.WriteAllTextAsync(file, "not a folder");
+        var (code, text) = await PublishAsync(["--output-path", Path.Combine(file, "deploy")]);
+        Assert.Equal(2, code);
+        Assert.Contains($"Cannot write the manifests to {Path.Combine(file, "deploy")}", text);
+        Assert.DoesNotContain("   at ", text);
     }
 
     [Fact]
     public async Task An_external_redis_is_a_connection_string_from_the_secret_and_no_redis_is_deployed()
     {
         var output = Path.Combine(_root, "deploy");
-        var (code, text) = await PublishAsync(["--output-path", output, "--Parameters:external-redis=true", "--Parameters:cache=ignored"]);
+        var (code, text) = await PublishAsync(["--output-path", output, "--Parameters:external-redis=true", $"--ConnectionStrings:cache={ExternalRedisSentinel}"]);
         Assert.True(code == 0, text);
+        Assert.DoesNotContain(Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories), f => File.ReadAllText(f).Contains(ExternalRedisSentinel));
         var objects = ParseYaml(await KustomizeAsync(output));
         Assert.DoesNotContain(objects, o => Kind(o) == "StatefulSet");
         var container = objects.Single(o => Kind(o) == "Deployment" && Name(o) == "cacheserver")["spec"]!["template"]!["spec"]!["containers"]![0]!;
@@ -53,10 +74,15 @@ public sealed class PublishCommandTests : IDisposable
         var (code, text) = await PublishAsync(["--output-path", output]);
         Assert.True(code == 0, text);
         var secrets = Path.Combine(output, "secrets.env");
-        await File.WriteAllTextAsync(secrets, (await File.ReadAllTextAsync(secrets)).Replace("hf-token=\n", "hf-token=hf_filled_by_user\n"));
+        var first = await File.ReadAllTextAsync(secrets);
+        // Redis's password is Aspire's generated secret: publish fills it in once, and keeps it.
+        var redisPassword = Regex.Match(first, "\ncache-password=([A-Za-z0-9]{16,})\n").Groups[1].Value;
+        Assert.NotEmpty(redisPassword);
+        await File.WriteAllTextAsync(secrets, first.Replace("hf-token=\n", "hf-token=hf_filled_by_user\n"));
         (code, text) = await PublishAsync(["--output-path", output, "--Parameters:model=another/model"]);
         Assert.True(code == 0, text);
         Assert.Contains("hf-token=hf_filled_by_user\n", await File.ReadAllTextAsync(secrets));
+        Assert.Contains($"cache-password={redisPassword}\n", await File.ReadAllTextAsync(secrets));
         Assert.Contains("model=another/model", await File.ReadAllTextAsync(Path.Combine(output, "config", "parameters.env")));
         var secret = ParseYaml(await KustomizeAsync(output)).Single(o => Kind(o) == "Secret");
         Assert.Equal("hf_filled_by_user", System.Text.Encoding.UTF8.GetString(Convert.FromBase64String((string)secret["data"]!["hf-token"]!)));
@@ -66,7 +92,7 @@ public sealed class PublishCommandTests : IDisposable
     public async Task The_images_named_in_the_manifests_are_the_ones_the_sdk_container_build_produces()
     {
         var output = Path.Combine(_root, "deploy");
-        var (code, text) = await PublishAsync(["--output-path", output, "--registry", "ghcr.io/acme", "--image-tag", "0.9.1"]);
+        var (code, text) = await PublishAsync(["--output-path", output, "--Kubernetes:Registry=ghcr.io/acme", "--Kubernetes:ImageTag=0.9.1"]);
         Assert.True(code == 0, text);
         var images = ParseYaml(await KustomizeAsync(output))
             .Where(o => Kind(o) == "Deployment" && Name(o) != "engine")

@@ -6,8 +6,9 @@ using YamlDotNet.Serialization;
 namespace VllmStack.Tests.Publishing;
 
 /// <summary>
-/// One run of the built AppHost's <c>publish</c> command into a temporary folder, and what <c>kubectl kustomize</c> makes of it:
-/// the objects as JSON (YAML scalars stay strings, so compare numbers as text).
+/// One run of the built AppHost's publish pipeline (<c>--operation publish --step publish</c>, what <c>aspire publish</c>
+/// runs) into a temporary folder, and what <c>kubectl kustomize</c> makes of it: the objects as JSON (YAML scalars stay
+/// strings, so compare numbers as text).
 /// </summary>
 public sealed class PublishedManifests : IAsyncLifetime
 {
@@ -30,7 +31,8 @@ public sealed class PublishedManifests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var (code, output) = await PublishAsync(["--output-path", Output, "--service-monitors", "--namespace", "llm", "--registry", "registry.example.com/acme", "--image-tag", "1.2.3",
+        var (code, output) = await PublishAsync(["--output-path", Output, "--Kubernetes:ServiceMonitors=true", "--Kubernetes:Namespace=llm",
+            "--Kubernetes:Registry=registry.example.com/acme", "--Kubernetes:ImageTag=1.2.3",
             $"--Parameters:model={Model}", $"--Parameters:hf-token={HfTokenSentinel}", $"--Parameters:engine-api-key={ApiKeySentinel}"]);
         PublishOutput = output;
         Assert.True(code == 0, $"publish exited {code}:\n{output}");
@@ -56,10 +58,14 @@ public sealed class PublishedManifests : IAsyncLifetime
 
     public static string Name(JsonNode o) => (string)o["metadata"]!["name"]!;
 
-    /// <summary>Runs the built AppHost (<c>dotnet VllmStack.AppHost.dll publish …</c>); its exit code and output.</summary>
+    /// <summary>
+    /// Runs the built AppHost's publish pipeline (<c>dotnet VllmStack.AppHost.dll --operation publish --step publish …</c>);
+    /// its exit code and output.
+    /// </summary>
     public static async Task<(int ExitCode, string Output)> PublishAsync(IEnumerable<string> args)
     {
-        var run = await ProgramProcess.RunToExitAsync("dotnet", [RepoPaths.ProgramDll("VllmStack.AppHost"), "publish", .. args], Bound);
+        var run = await ProgramProcess.RunToExitAsync("dotnet",
+            [RepoPaths.ProgramDll("VllmStack.AppHost"), "--operation", "publish", "--step", "publish", .. args], Bound);
         return (run.ExitCode, run.Output);
     }
 
