@@ -109,13 +109,19 @@ public sealed class ProgramProcess : IAsyncDisposable
     }
 
     /// <summary>Asks the program to stop as a supervisor would (SIGTERM) and waits for it to exit.</summary>
-    public async Task<bool> TerminateAsync(TimeSpan timeout)
+    public Task<bool> TerminateAsync(TimeSpan timeout) => SignalAsync("TERM", timeout);
+
+    /// <summary>
+    /// Sends a signal (<c>TERM</c>, <c>INT</c> as Ctrl-C does, <c>KILL</c>) to the program alone — not its children — and
+    /// waits at most <paramref name="timeout"/> for it to exit; whether it did.
+    /// </summary>
+    public async Task<bool> SignalAsync(string signal, TimeSpan timeout)
     {
         if (_process.HasExited)
         {
             return true;
         }
-        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        using (var kill = Process.Start("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             await kill.WaitForExitAsync();
         }
