@@ -62,7 +62,7 @@ public sealed class AutoscalerStackTests
         await using var app = await builder.BuildAsync(cts.Token);
         await app.StartAsync(cts.Token);
         await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
-        using var http = app.CreateHttpClient("router");
+        using var http = app.CreateHttpClientWithoutRetries("router");
         http.Timeout = TimeSpan.FromSeconds(30);
         Assert.Equal(1, app.EngineGroup("engine").DesiredReplicas);
 
@@ -125,12 +125,12 @@ public sealed class AutoscalerStackTests
         Assert.True(burstRequests >= 10, $"only {burstRequests} requests ran in the burst");
         Assert.True(results.Count - burstRequests >= 3, $"only {results.Count - burstRequests} requests ran while the engines scaled down");
 
-        using var autoscaler = app.CreateHttpClient("autoscaler");
+        using var autoscaler = app.CreateHttpClientWithoutRetries("autoscaler");
         var metrics = PrometheusTextParser.Parse(await autoscaler.GetStringAsync("metrics", cts.Token));
         Assert.True(metrics.Sum("vllmstack:autoscaler_decisions_total", ("direction", "up")) >= 1);
         Assert.True(metrics.Sum("vllmstack:autoscaler_decisions_total", ("direction", "down")) >= 1);
         Assert.Equal(1, metrics.Sum("vllmstack:autoscaler_desired_replicas", ("target", "engine")));
-        Assert.Contains(await app.LogsAsync("autoscaler", cts.Token), line => line.Contains("Scaling engine (autoscale-model) from 1 to", StringComparison.Ordinal));
+        Assert.True(await app.WaitForLogAsync("autoscaler", "Scaling engine (autoscale-model) from 1 to", TimeSpan.FromSeconds(10), cts.Token), await DecisionsAsync(app, cts.Token));
     }
 
     [Fact]
@@ -153,7 +153,7 @@ public sealed class AutoscalerStackTests
         await using var app = await builder.BuildAsync(cts.Token);
         await app.StartAsync(cts.Token);
         await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
-        using var http = app.CreateHttpClient("router");
+        using var http = app.CreateHttpClientWithoutRetries("router");
 
         while (app.EngineGroup("engine").DesiredReplicas > 0)
         {
@@ -183,14 +183,15 @@ public sealed class AutoscalerStackTests
         while (status != System.Net.HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(40));
         Assert.Equal(System.Net.HttpStatusCode.OK, status);
         Assert.Equal(1, app.EngineGroup("engine").DesiredReplicas);
-        var logs = await app.LogsAsync("autoscaler", cts.Token);
-        Assert.Contains(logs, line => line.Contains("arrived while scaled to zero", StringComparison.Ordinal));
-        Assert.Contains(logs, line => line.Contains("scaling to zero", StringComparison.Ordinal));
+        foreach (var decision in new[] { "scaling to zero", "arrived while scaled to zero" })
+        {
+            Assert.True(await app.WaitForLogAsync("autoscaler", decision, TimeSpan.FromSeconds(10), cts.Token), await DecisionsAsync(app, cts.Token));
+        }
     }
 
     private static async Task<string> DecisionsAsync(DistributedApplication app, CancellationToken cancellationToken)
     {
-        using var autoscaler = app.CreateHttpClient("autoscaler");
+        using var autoscaler = app.CreateHttpClientWithoutRetries("autoscaler");
         var decisions = await autoscaler.GetStringAsync("decisions", cancellationToken);
         return decisions + " | " + string.Join(" / ", (await app.LogsAsync("autoscaler", cancellationToken)).TakeLast(8));
     }

@@ -31,7 +31,7 @@ internal static partial class AspireApps
         {
             await app.StartAsync(cancellationToken);
             await app.ResourceNotifications.WaitForResourceHealthyAsync("router", cancellationToken);
-            using var router = app.CreateHttpClient("router");
+            using var router = app.CreateHttpClientWithoutRetries("router");
             await WaitForRoutableEnginesAsync(router, engines, cancellationToken);
             return app;
         }
@@ -41,6 +41,14 @@ internal static partial class AspireApps
             throw;
         }
     }
+
+    /// <summary>
+    /// An HttpClient for the resource's <c>http</c> endpoint that sends each request once. The testing builder's own
+    /// (<c>CreateHttpClient</c>) carry the standard resilience handler, which retries 5xx answers and timeouts: a test of
+    /// status codes, of failures while scaling or of a client's retries must see what the service really answered.
+    /// </summary>
+    public static HttpClient CreateHttpClientWithoutRetries(this DistributedApplication app, string resource) =>
+        new() { BaseAddress = app.GetEndpoint(resource, "http"), Timeout = TimeSpan.FromSeconds(100) };
 
     /// <summary>Configuration that puts the dashboard, its OTLP receiver and its resource service on free loopback ports.</summary>
     public static string[] DashboardArgs()
@@ -127,6 +135,27 @@ internal static partial class AspireApps
             lines.AddRange(batch.Select(l => LogTimestamp().Replace(l.Content, "", 1)));
         }
         return lines;
+    }
+
+    /// <summary>
+    /// Whether the resource writes a line containing <paramref name="text"/> within <paramref name="bound"/> (console
+    /// output reaches Aspire's log service a moment after it is written).
+    /// </summary>
+    public static async Task<bool> WaitForLogAsync(this DistributedApplication app, string resource, string text, TimeSpan bound, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        while (true)
+        {
+            if ((await app.LogsAsync(resource, cancellationToken)).Any(line => line.Contains(text, StringComparison.Ordinal)))
+            {
+                return true;
+            }
+            if (DateTime.UtcNow >= deadline)
+            {
+                return false;
+            }
+            await Task.Delay(200, cancellationToken);
+        }
     }
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^\d{4}-\d\d-\d\dT[\d:.]+Z ")]
