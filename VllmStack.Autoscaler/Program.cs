@@ -42,7 +42,7 @@ if (options.Actuator == "kubernetes")
 else
 {
     services.AddSingleton<IReplicaActuator>(sp => new LocalReplicaActuator(sp.GetRequiredService<IHttpClientFactory>().CreateClient("autoscaler"),
-        new Uri(options.ControlApi!.TrimEnd('/') + "/"), timeout));
+        new Uri(options.ScalingApi!.TrimEnd('/') + "/"), timeout));
 }
 services.AddHostedService<ScalingLoop>();
 

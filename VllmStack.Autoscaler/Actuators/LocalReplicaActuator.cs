@@ -5,10 +5,10 @@ using System.Text.Json;
 namespace VllmStack.Autoscaler.Actuators;
 
 /// <summary>
-/// Scales a resource of a locally running AppHost through its control API: <c>GET /api/resources/{name}</c> for the
+/// Scales a resource of a locally running AppHost through its scaling API: <c>GET /api/resources/{name}</c> for the
 /// desired replica count, <c>PUT /api/resources/{name}/replicas {"replicas": n}</c> to change it.
 /// </summary>
-public sealed class LocalReplicaActuator(HttpClient http, Uri controlApi, TimeSpan timeout) : IReplicaActuator
+public sealed class LocalReplicaActuator(HttpClient http, Uri scalingApi, TimeSpan timeout) : IReplicaActuator
 {
     public string Name => "local";
 
@@ -18,7 +18,7 @@ public sealed class LocalReplicaActuator(HttpClient http, Uri controlApi, TimeSp
         var snapshot = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken).ConfigureAwait(false);
         return snapshot.TryGetProperty("desiredReplicas", out var desired) && desired.TryGetInt32(out var replicas)
             ? replicas
-            : throw new ActuatorException($"The control API's answer for '{target}' has no desiredReplicas.", transient: false);
+            : throw new ActuatorException($"The scaling API's answer for '{target}' has no desiredReplicas.", transient: false);
     }
 
     public async Task SetReplicasAsync(string target, int replicas, CancellationToken cancellationToken)
@@ -33,12 +33,12 @@ public sealed class LocalReplicaActuator(HttpClient http, Uri controlApi, TimeSp
         HttpResponseMessage response;
         try
         {
-            using var request = new HttpRequestMessage(method, new Uri(controlApi, $"api/resources/{path}")) { Content = content };
+            using var request = new HttpRequestMessage(method, new Uri(scalingApi, $"api/resources/{path}")) { Content = content };
             response = await http.SendAsync(request, deadline.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            throw new ActuatorException($"The AppHost control API at {controlApi} did not answer: {e.Message}", transient: true, e);
+            throw new ActuatorException($"The AppHost's scaling API at {scalingApi} did not answer: {e.Message}", transient: true, e);
         }
         if (response.IsSuccessStatusCode)
         {
@@ -47,7 +47,7 @@ public sealed class LocalReplicaActuator(HttpClient http, Uri controlApi, TimeSp
         using (response)
         {
             var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
-            throw new ActuatorException($"The AppHost control API answered {(int)response.StatusCode} for {method} {path}: {body}",
+            throw new ActuatorException($"The AppHost's scaling API answered {(int)response.StatusCode} for {method} {path}: {body}",
                 transient: response.StatusCode >= HttpStatusCode.InternalServerError);
         }
     }

@@ -16,15 +16,15 @@ public sealed class AutoscalerOptions
 
     public string RouterService { get; set; } = "router";
 
-    /// <summary><c>local</c> (the AppHost's control API) or <c>kubernetes</c> (the Deployment's scale subresource).</summary>
+    /// <summary><c>local</c> (the AppHost's scaling API) or <c>kubernetes</c> (the Deployment's scale subresource).</summary>
     public string Actuator { get; set; } = "local";
 
-    /// <summary>The AppHost control API for the local actuator (the AppHost sets it for the autoscaler it runs).</summary>
-    public string? ControlApi { get; set; }
+    /// <summary>The AppHost's scaling API for the local actuator (the AppHost sets it for the autoscaler it runs).</summary>
+    public string? ScalingApi { get; set; }
 
     public KubernetesScaleOptions Kubernetes { get; set; } = new();
 
-    /// <summary>Timeout of each call to the router, the control API or the API server.</summary>
+    /// <summary>Timeout of each call to the router, the scaling API or the API server.</summary>
     public double RequestTimeoutSeconds { get; set; } = 5;
 
     /// <summary>What to scale: one entry per engine deployment (resource), each for one model.</summary>
@@ -40,9 +40,9 @@ public sealed class AutoscalerOptions
         {
             yield return $"Autoscaler:Actuator must be local or kubernetes, not '{Actuator}'";
         }
-        if (Actuator == "local" && !IsHttpUrl(ControlApi))
+        if (Actuator == "local" && !IsHttpUrl(ScalingApi))
         {
-            yield return "Autoscaler:ControlApi must be the AppHost control API URL for the local actuator";
+            yield return "Autoscaler:ScalingApi must be the AppHost's scaling API URL for the local actuator";
         }
         if (Actuator == "kubernetes")
         {

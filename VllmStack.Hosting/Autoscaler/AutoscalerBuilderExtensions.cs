@@ -40,7 +40,7 @@ public static class AutoscalerBuilderExtensions
         var api = ScalingApiFor(builder);
         return autoscaler
             .WithEnvironment("Autoscaler__Actuator", "local")
-            .WithEnvironment(context => context.EnvironmentVariables["Autoscaler__ControlApi"] =
+            .WithEnvironment(context => context.EnvironmentVariables["Autoscaler__ScalingApi"] =
                 api.Url?.ToString() ?? throw new InvalidOperationException("The scaling API has not started."));
     }
 

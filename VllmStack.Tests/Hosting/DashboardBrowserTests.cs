@@ -67,6 +67,11 @@ public sealed class DashboardBrowserTests(StackFixture stack, ITestOutputHelper 
         catch
         {
             output.WriteLine($"Screenshot at failure: {await SaveScreenshotAsync(page, "dashboard-failure.png")}");
+            // The dashboard is a resource of its own; what it logged says why a page failed.
+            foreach (var line in (await stack.App.LogsAsync("aspire-dashboard", CancellationToken.None)).TakeLast(60))
+            {
+                output.WriteLine(line);
+            }
             throw;
         }
     }
