@@ -83,21 +83,18 @@ public sealed class StackLifetimeTests(ITestOutputHelper output)
     /// </summary>
     private static async Task<ProgramProcess> StartAppHostAsync(CancellationToken cancellationToken)
     {
-        var ports = AspireApps.FreeLoopbackPorts(4);
+        // The router's port must be known in advance; the dashboard's ports the OS picks.
+        var routerPort = AspireApps.FreeLoopbackPorts(1)[0];
         var environment = new Dictionary<string, string>
         {
             ["DOTNET_ENVIRONMENT"] = "Development",
-            ["ASPNETCORE_URLS"] = $"http://localhost:{ports[0]}",
-            ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{ports[1]}",
-            ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{ports[2]}",
-            ["ASPIRE_ALLOW_UNSECURED_TRANSPORT"] = "true",
             ["ASPIRE_VERSION_CHECK_DISABLED"] = "true",
         };
-        var host = await ProgramProcess.StartAsync("VllmStack.AppHost", new Regex(@"Login to the dashboard at (\S+)"),
-            ["--Parameters:engine-preset=fast", $"--Parameters:router-port={ports[3]}"], environment, TimeSpan.FromSeconds(60));
+        string[] args = ["--Parameters:engine-preset=fast", $"--Parameters:router-port={routerPort}", .. AspireApps.DashboardArgs()];
+        var host = await ProgramProcess.StartAsync("VllmStack.AppHost", new Regex(@"Login to the dashboard at (\S+)"), args, environment, TimeSpan.FromSeconds(60));
         try
         {
-            using var router = new HttpClient { BaseAddress = new Uri($"http://localhost:{ports[3]}/"), Timeout = TimeSpan.FromSeconds(10) };
+            using var router = new HttpClient { BaseAddress = new Uri($"http://localhost:{routerPort}/"), Timeout = TimeSpan.FromSeconds(10) };
             while (true)
             {
                 try
@@ -105,9 +102,9 @@ public sealed class StackLifetimeTests(ITestOutputHelper output)
                     await AspireApps.WaitForRoutableEnginesAsync(router, 2, cancellationToken);
                     break;
                 }
-                catch (HttpRequestException)
+                catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
                 {
-                    // The router is not listening yet.
+                    // The router is not up yet: nothing listens, or DCP's proxy holds the connection until it is.
                     await Task.Delay(200, cancellationToken);
                 }
             }

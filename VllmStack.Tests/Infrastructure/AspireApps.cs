@@ -50,18 +50,17 @@ internal static partial class AspireApps
     public static HttpClient CreateHttpClientWithoutRetries(this DistributedApplication app, string resource) =>
         new() { BaseAddress = app.GetEndpoint(resource, "http"), Timeout = TimeSpan.FromSeconds(100) };
 
-    /// <summary>Configuration that puts the dashboard, its OTLP receiver and its resource service on free loopback ports.</summary>
-    public static string[] DashboardArgs()
-    {
-        var ports = FreeLoopbackPorts(3);
-        return
-        [
-            $"--ASPNETCORE_URLS=http://localhost:{ports[0]}",
-            $"--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://localhost:{ports[1]}",
-            $"--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://localhost:{ports[2]}",
-            "--ASPIRE_ALLOW_UNSECURED_TRANSPORT=true",
-        ];
-    }
+    /// <summary>
+    /// Configuration that puts the dashboard, its OTLP receiver and its resource service on ports the OS picks (no race
+    /// with other tests for a port chosen in advance), over plain HTTP on loopback.
+    /// </summary>
+    public static string[] DashboardArgs() =>
+    [
+        "--ASPNETCORE_URLS=http://127.0.0.1:0",
+        "--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:0",
+        "--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:0",
+        "--ASPIRE_ALLOW_UNSECURED_TRANSPORT=true",
+    ];
 
     /// <summary>Ports free on 127.0.0.1 a moment ago (the OS may hand one out again, but rarely within seconds).</summary>
     public static int[] FreeLoopbackPorts(int count)
