@@ -17,6 +17,8 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     builder.WebHost.ConfigureKestrel(kestrel =>
     {
         kestrel.AddServerHeader = false;
+        // uvicorn closes idle keep-alive connections after VLLM_HTTP_TIMEOUT_KEEP_ALIVE seconds (Kestrel: 130 s).
+        kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(options.HttpTimeoutKeepAliveSeconds, 0.001));
         if (options.Host is "localhost")
         {
             kestrel.ListenLocalhost(options.Port);
@@ -44,6 +46,9 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     services.AddSingleton<SequenceRunner>();
     services.AddSingleton<ModelCatalog>();
     services.AddSingleton<FaultInjector>();
+    services.AddSingleton(sp => new SleepState(sp.GetRequiredService<Scheduler>(), options.EnableSleepMode));
+    services.AddSingleton<ServerLoad>();
+    services.AddHostedService<EngineWatchdog>();
     services.AddSingleton<GenerationEndpoints>();
     if (options.KvCacheServer is not null)
     {
@@ -68,6 +73,7 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
 
     app.UseMiddleware<ApiErrorMiddleware>();
     app.UseMiddleware<ApiKeyMiddleware>();
+    RouterSignals.Use(app, options);
     app.MapDefaultEndpoints();
     ModelEndpoints.Map(app, options);
     GenerationEndpoints.Map(app);
@@ -75,9 +81,26 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     ScoringEndpoints.Map(app);
     AudioEndpoints.Map(app);
     TokenizerEndpoints.Map(app, options);
-    SleepEndpoints.Map(app);
+    SleepEndpoints.Map(app, options);
+    RouterSignals.Map(app);
     app.MapFallback(context => ApiError.NotFound($"No route for {context.Request.Method} {context.Request.Path}.").WriteAsync(context.Response));
 
+    if (options.StartupDelaySeconds > 0)
+    {
+        // vLLM loads weights before uvicorn binds its socket: connections are refused meanwhile.
+        app.Logger.LogInformation("Loading the model (simulated): not listening for {Seconds} s", options.StartupDelaySeconds);
+        await Task.Delay(TimeSpan.FromSeconds(options.StartupDelaySeconds), cancellationToken);
+    }
+    var catalog = app.Services.GetRequiredService<ModelCatalog>();
+    foreach (var lora in options.LoraModules)
+    {
+        // vLLM's init_static_loras: an adapter that does not load stops the server before it listens.
+        if (ModelEndpoints.LoadError(lora, catalog.Load(lora, inplace: false), options) is { } error)
+        {
+            await Console.Error.WriteLineAsync($"ValueError: {error.Message}");
+            return 1;
+        }
+    }
     var url = await app.StartAndAnnounceAsync("EngineSim", cancellationToken);
     if (app.Services.GetService<VllmStack.EngineSim.Network.KvEventPublisher>() is { } publisher)
     {
@@ -87,5 +110,5 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
         "EngineSim ready: model={Model} url={Url} preset={Preset} max_num_seqs={MaxNumSeqs} num_gpu_blocks={Blocks} block_size={BlockSize}",
         options.PrimaryModelName, url, options.LatencyPresetName, options.MaxNumSeqs, options.NumGpuBlocks, options.BlockSize);
     await app.WaitForShutdownAsync(cancellationToken);
-    return 0;
+    return app.Services.GetRequiredService<Scheduler>().IsDead && !options.KeepAliveOnEngineDeath ? 1 : 0;
 }

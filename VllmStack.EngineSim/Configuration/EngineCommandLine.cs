@@ -42,6 +42,13 @@ public static class EngineCommandLine
     private static readonly Option<long> KvBytesPerToken = new("--kv-bytes-per-token") { DefaultValueFactory = _ => 131072, Description = "KV bytes per token (Llama-3-8B: 131072)." };
     private static readonly Option<double> KvScale = new("--kv-scale") { DefaultValueFactory = _ => 1.0 / 1024, Description = "Share of the KV bytes actually moved (time is charged for all)." };
     private static readonly Option<double> KvTransferGBps = new("--kv-transfer-gbps") { DefaultValueFactory = _ => 12.5, Description = "Pool-to-GPU bandwidth in GB/s." };
+    private static readonly Option<int> MaxLoraRank = new("--max-lora-rank") { DefaultValueFactory = _ => 16, Description = "Highest adapter rank a load accepts." };
+    private static readonly Option<string?> LoraHubDir = new("--lora-hub-dir") { Description = "Local folder standing for the Hugging Face hub: adapter repo ids resolve to DIR/org/name (default: every repo id resolves)." };
+    private static readonly Option<bool> LoraLoadInplace = new("--lora-load-inplace") { Description = "Newer vLLM's LoRA loading: load_inplace reloads an adapter; failures other than a missing adapter are 500s." };
+    private static readonly Option<bool> EnableSleepMode = new("--enable-sleep-mode") { Description = "Sleep frees GPU memory: a forward pass while asleep kills the engine core, as in vLLM 0.11." };
+    private static readonly Option<bool> EnableServerLoadTracking = new("--enable-server-load-tracking") { Description = "/load counts the requests in flight on the generation routes." };
+    private static readonly Option<double> StartupDelay = new("--startup-delay-seconds") { DefaultValueFactory = _ => 0, Description = "Simulated model loading: nothing listens for this long." };
+    private static readonly Option<int?> FaultEngineDeadAfterRequests = new("--fault-engine-dead-after-requests") { Description = "Fault: the engine core dies when request N+1 reaches it (/health 503, requests fail as vLLM's EngineDeadError)." };
     private static readonly Option<double> FailureRate = new("--failure-rate") { DefaultValueFactory = _ => 0, Description = "Share of requests (0–1) that fail on purpose." };
     private static readonly Option<string[]> FailureTypes = new("--failure-types") { AllowMultipleArgumentsPerToken = true, Description = "rate_limit, invalid_api_key, context_length, server_error, invalid_request, model_not_found, service_unavailable." };
 
@@ -50,9 +57,9 @@ public static class EngineCommandLine
     [
         "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size", "--gpu-memory-utilization", "--dtype",
         "--trust-remote-code", "--download-dir", "--disable-log-requests", "--disable-log-stats", "--enable-log-requests",
-        "--max-lora-rank", "--max-cpu-loras", "--kv-cache-dtype", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
+        "--max-cpu-loras", "--kv-cache-dtype", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
         "--tool-call-parser", "--enable-auto-tool-choice", "--quantization", "--swap-space", "--enable-chunked-prefill",
-        "--max-num-batched-tokens", "--tokenizer", "--revision", "--load-format", "--enable-sleep-mode", "--kv-transfer-config",
+        "--max-num-batched-tokens", "--tokenizer", "--revision", "--load-format", "--kv-transfer-config",
         "--distributed-executor-backend", "--enable-expert-parallel", "--generation-config", "--disable-fastapi-docs",
     ];
 
@@ -63,6 +70,7 @@ public static class EngineCommandLine
             ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
             PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, MetricNamesOption, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
+            MaxLoraRank, LoraHubDir, LoraLoadInplace, EnableSleepMode, EnableServerLoadTracking, StartupDelay, FaultEngineDeadAfterRequests,
         };
         foreach (var name in AcceptedAndIgnored)
         {
@@ -158,6 +166,17 @@ public static class EngineCommandLine
             KvScale = r.GetValue(KvScale),
             KvTransferGBps = r.GetValue(KvTransferGBps),
             FailureRate = r.GetValue(FailureRate),
+            MaxLoraRank = r.GetValue(MaxLoraRank),
+            LoraHubDirectory = r.GetValue(LoraHubDir) is { Length: > 0 } hub ? Path.GetFullPath(hub) : null,
+            LoraLoadInplace = r.GetValue(LoraLoadInplace),
+            EnableSleepMode = r.GetValue(EnableSleepMode),
+            EnableServerLoadTracking = r.GetValue(EnableServerLoadTracking),
+            StartupDelaySeconds = r.GetValue(StartupDelay),
+            FaultEngineDeadAfterRequests = r.GetValue(FaultEngineDeadAfterRequests),
+            ServerDevMode = VllmEnvironment.IntFlag(VllmEnvironment.ServerDevMode),
+            AllowRuntimeLoraUpdating = VllmEnvironment.TrueFlag(VllmEnvironment.AllowRuntimeLoraUpdating),
+            KeepAliveOnEngineDeath = VllmEnvironment.SetFlag(VllmEnvironment.KeepAliveOnEngineDeath),
+            HttpTimeoutKeepAliveSeconds = VllmEnvironment.Int(VllmEnvironment.HttpTimeoutKeepAlive, 5),
             FailureTypes = [.. (r.GetValue(FailureTypes) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(ParseFailureType)],
         };
     }
