@@ -11,6 +11,7 @@ namespace VllmStack.EngineSim.Api;
 /// </summary>
 public static class ModelEndpoints
 {
+    /// <summary>The routes; the LoRA ones only with <see cref="EngineOptions.AllowRuntimeLoraUpdating"/>.</summary>
     public static void Map(IEndpointRouteBuilder app, EngineOptions options)
     {
         app.MapGet("/v1/models", (ModelCatalog catalog, HttpContext context) => WriteJson(context, w => WriteModels(w, catalog, options)));

@@ -14,7 +14,10 @@ namespace VllmStack.EngineSim.Api;
 /// </summary>
 public static class RouterSignals
 {
+    /// <summary>Request header asking for an ORCA report: <c>TEXT</c> or <c>JSON</c> (any case).</summary>
     public const string LoadMetricsFormatHeader = "endpoint-load-metrics-format";
+
+    /// <summary>Response header carrying it.</summary>
     public const string LoadMetricsHeader = "endpoint-load-metrics";
 
     /// <summary>The routes vLLM 0.11 wraps in <c>load_aware_call</c>: a request counts from its handler's start to its response's end.</summary>
@@ -72,6 +75,7 @@ public static class RouterSignals
         });
     }
 
+    /// <summary><c>GET /load</c> and <c>GET|POST /ping</c>.</summary>
     public static void Map(IEndpointRouteBuilder app)
     {
         app.MapGet("/load", (ServerLoad load) => Results.Json(new ServerLoadResponse(load.InFlight), EngineSignalsJsonContext.Default.ServerLoadResponse));
@@ -129,8 +133,10 @@ public sealed class ServerLoad
 
     public long InFlight => Interlocked.Read(ref _inFlight);
 
+    /// <summary>A tracked request's handler starts.</summary>
     public void Enter() => Interlocked.Increment(ref _inFlight);
 
+    /// <summary>Its response has ended, however it ended.</summary>
     public void Leave() => Interlocked.Decrement(ref _inFlight);
 }
 

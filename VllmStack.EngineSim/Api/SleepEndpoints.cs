@@ -12,6 +12,7 @@ namespace VllmStack.EngineSim.Api;
 /// </summary>
 public static class SleepEndpoints
 {
+    /// <summary>Registers the routes when <see cref="EngineOptions.ServerDevMode"/> is on.</summary>
     public static void Map(IEndpointRouteBuilder app, EngineOptions options)
     {
         if (!options.ServerDevMode)

@@ -8,8 +8,13 @@ public sealed record ModelTarget(string RequestedName, string BaseModel, string?
 /// <summary>How a LoRA load ended.</summary>
 public enum LoraLoadStatus
 {
+    /// <summary>Served from now on (a reload in place included).</summary>
     Loaded,
+
+    /// <summary>Refused: an adapter of that name is loaded and the load was not in place.</summary>
     AlreadyLoaded,
+
+    /// <summary>Refused: the adapter did not pass the worker's checks (<see cref="LoraLoadOutcome.Error"/>).</summary>
     Failed,
 }
 
@@ -95,6 +100,7 @@ public sealed class ModelCatalog(EngineOptions options)
         }
     }
 
+    /// <summary>False when no adapter of that name is loaded.</summary>
     public bool TryUnload(string name)
     {
         lock (_write)
