@@ -25,6 +25,8 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
         kestrel.Limits.MaxRequestHeaderCount = 10_000;
         kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
         kestrel.RequestHeaderEncodingSelector = _ => System.Text.Encoding.Latin1;
+        // uvicorn closes idle keep-alive connections after VLLM_HTTP_TIMEOUT_KEEP_ALIVE seconds (Kestrel: 130 s).
+        kestrel.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(Math.Max(options.HttpTimeoutKeepAliveSeconds, 0.001));
         if (options.Host is "localhost")
         {
             kestrel.ListenLocalhost(options.Port);
@@ -53,6 +55,9 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     services.AddSingleton<SequenceRunner>();
     services.AddSingleton<ModelCatalog>();
     services.AddSingleton<FaultInjector>();
+    services.AddSingleton(sp => new SleepState(sp.GetRequiredService<Scheduler>(), options.EnableSleepMode));
+    services.AddSingleton<ServerLoad>();
+    services.AddHostedService<EngineWatchdog>();
     services.AddSingleton<GenerationEndpoints>();
     if (options.KvCacheServer is not null)
     {
@@ -85,6 +90,7 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     app.UseMiddleware<ApiKeyMiddleware>();
     app.UseMiddleware<HttpRequestMetricsMiddleware>();
     app.UseMiddleware<ApiErrorMiddleware>();
+    RouterSignals.Use(app, options);
     app.MapDefaultEndpoints();
     ModelEndpoints.Map(app, options);
     GenerationEndpoints.Map(app);
@@ -92,7 +98,8 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     ScoringEndpoints.Map(app);
     AudioEndpoints.Map(app);
     TokenizerEndpoints.Map(app, options);
-    SleepEndpoints.Map(app);
+    SleepEndpoints.Map(app, options);
+    RouterSignals.Map(app);
     // No fallback route: an unknown path (404) or a wrong method (405, with Allow) gets the body Starlette's router gives
     // in vLLM, {"detail": "Not Found"} / {"detail": "Method Not Allowed"} — not an OpenAI error object.
     app.UseStatusCodePages(context =>
@@ -105,6 +112,22 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
         }), context.HttpContext.RequestAborted);
     });
 
+    if (options.StartupDelaySeconds > 0)
+    {
+        // vLLM loads weights before uvicorn binds its socket: connections are refused meanwhile.
+        app.Logger.LogInformation("Loading the model (simulated): not listening for {Seconds} s", options.StartupDelaySeconds);
+        await Task.Delay(TimeSpan.FromSeconds(options.StartupDelaySeconds), cancellationToken);
+    }
+    var catalog = app.Services.GetRequiredService<ModelCatalog>();
+    foreach (var lora in options.LoraModules)
+    {
+        // vLLM's init_static_loras: an adapter that does not load stops the server before it listens.
+        if (ModelEndpoints.LoadError(lora, catalog.Load(lora, inplace: false), options) is { } error)
+        {
+            await Console.Error.WriteLineAsync($"ValueError: {error.Message}");
+            return 1;
+        }
+    }
     var url = await app.StartAndAnnounceAsync("EngineSim", cancellationToken);
     if (app.Services.GetService<VllmStack.EngineSim.Network.KvEventPublisher>() is { } publisher)
     {
@@ -118,5 +141,5 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
         app.Logger.LogInformation("Accepted without effect in a simulation: {Flags}", string.Join(", ", options.IgnoredFlags));
     }
     await app.WaitForShutdownAsync(cancellationToken);
-    return 0;
+    return app.Services.GetRequiredService<Scheduler>().IsDead && !options.KeepAliveOnEngineDeath ? 1 : 0;
 }

@@ -71,7 +71,13 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 var services = builder.Services;
 services.AddSingleton(options);
 // Scrapes, probes and model refreshes every second or so: traced, they would bury the requests users make.
-services.AddHttpClient(EngineControlClient.HttpClientName).WithoutTracing();
+// Engines are uvicorn servers that close idle connections after 5 s: pooled ones are dropped sooner, so that a probe
+// never reuses a connection the engine is closing.
+services.AddHttpClient(EngineControlClient.HttpClientName).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
+{
+    PooledConnectionIdleTimeout = TimeSpan.FromSeconds(4),
+    UseProxy = false,
+}).WithoutTracing();
 services.AddSingleton<EngineControlClient>();
 if (options.ServiceDiscovery == "k8s")
 {
@@ -108,6 +114,7 @@ if (cacheServer is not null)
     {
         ConnectTimeout = TimeSpan.FromSeconds(1),
         PooledConnectionLifetime = TimeSpan.FromMinutes(10),
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(4),
         UseProxy = false,
     });
     services.AddSingleton(sp => new KvLookupClient(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(KvLookupClient)), cacheServer,

@@ -31,6 +31,11 @@ public sealed class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMid
         {
             await WriteAsync(context, e.Error);
         }
+        catch (EngineDeadException)
+        {
+            // vLLM 0.11 words it differently before and after a stream's headers (FaultInjector.EngineDead*).
+            await WriteAsync(context, context.Response.HasStarted ? Faults.FaultInjector.EngineDeadInStream : Faults.FaultInjector.EngineDead);
+        }
         catch (BadHttpRequestException e)
         {
             await WriteAsync(context, ApiError.ForStatus(e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400, e.Message));

@@ -44,6 +44,19 @@ internal static class JsonRequest
         return document;
     }
 
+    /// <summary>
+    /// vLLM's <c>validate_json_request</c> dependency: the media type must be exactly <c>application/json</c> (any
+    /// parameters), a missing Content-Type included; else FastAPI's 400 with the validation error's text.
+    /// </summary>
+    public static void RequireJsonMediaType(HttpRequest request)
+    {
+        var mediaType = (request.ContentType ?? "").Split(';', 2)[0];
+        if (!mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ApiException(new ApiError(400, "[\"Unsupported Media Type: Only 'application/json' is allowed\"]", "Bad Request"));
+        }
+    }
+
     public static bool TryGet(JsonElement obj, string name, out JsonElement value) =>
         obj.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null;
 

@@ -4,12 +4,14 @@ using VllmStack.EngineSim.Engine;
 
 namespace VllmStack.EngineSim.Api;
 
-/// <summary><c>/v1/models</c> (adapters listed with their <c>parent</c>), <c>/version</c> and runtime LoRA loading.</summary>
+/// <summary>
+/// <c>/v1/models</c> (adapters listed with their <c>parent</c>, in load order), <c>/version</c> and runtime LoRA loading
+/// (<c>POST /v1/load_lora_adapter {"lora_name","lora_path"[,"load_inplace"]}</c>, <c>POST /v1/unload_lora_adapter
+/// {"lora_name"}</c>: a plain-text 200, or vLLM's error with its status and <c>type</c>).
+/// </summary>
 public static class ModelEndpoints
 {
-    /// <summary>vLLM registers the runtime LoRA endpoints only when this environment variable is true.</summary>
-    public const string RuntimeLoraVariable = "VLLM_ALLOW_RUNTIME_LORA_UPDATING";
-
+    /// <summary>The routes; the LoRA ones only with <see cref="EngineOptions.AllowRuntimeLoraUpdating"/>.</summary>
     public static void Map(IEndpointRouteBuilder app, EngineOptions options)
     {
         app.MapGet("/v1/models", (ModelCatalog catalog, HttpContext context) => WriteJson(context, w => WriteModels(w, catalog, options)));
@@ -19,9 +21,8 @@ public static class ModelEndpoints
             w.WriteString("version", options.Version);
             w.WriteEndObject();
         }));
-        var runtimeLora = Environment.GetEnvironmentVariable(RuntimeLoraVariable) is { } flag
-            && (flag.Equals("true", StringComparison.OrdinalIgnoreCase) || flag == "1");
-        if (options.EnableLora && runtimeLora)
+        // vLLM registers these on the variable alone; without --enable-lora a load then fails in the engine.
+        if (options.AllowRuntimeLoraUpdating)
         {
             app.MapPost("/v1/load_lora_adapter", LoadAsync);
             app.MapPost("/v1/unload_lora_adapter", UnloadAsync);
@@ -88,38 +89,90 @@ public static class ModelEndpoints
         w.WriteEndObject();
     }
 
-    private static async Task LoadAsync(HttpContext context, ModelCatalog catalog)
+    private static async Task LoadAsync(HttpContext context, ModelCatalog catalog, EngineOptions options)
     {
+        JsonRequest.RequireJsonMediaType(context.Request);
         using var body = await JsonRequest.ReadAsync(context.Request, context.RequestAborted);
-        var name = JsonRequest.String(body.RootElement, "lora_name");
-        var path = JsonRequest.String(body.RootElement, "lora_path");
-        if (string.IsNullOrWhiteSpace(name) || string.IsNullOrWhiteSpace(path))
+        var name = BodyString(body.RootElement, "lora_name");
+        var path = BodyString(body.RootElement, "lora_path");
+        // load_inplace is newer vLLM's; 0.11 ignores a field it does not know.
+        var inplace = options.LoraLoadInplace && JsonRequest.Bool(body.RootElement, "load_inplace", false);
+        if (name.Length == 0 || path.Length == 0)
         {
-            throw new ApiException(ApiError.BadRequest("Both 'lora_name' and 'lora_path' must be provided.", string.IsNullOrWhiteSpace(name) ? "lora_name" : "lora_path"));
+            throw new ApiException(InvalidUserInput("Both 'lora_name' and 'lora_path' must be provided."));
         }
-        if (!catalog.TryLoad(new LoraModule(name, path, null)))
+        var lora = new LoraModule(name, path, null);
+        if (LoadError(lora, catalog.Load(lora, inplace), options) is { } error)
         {
-            throw new ApiException(ApiError.BadRequest($"The lora adapter '{name}' has already been loaded.", "lora_name"));
+            throw new ApiException(error);
         }
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        await context.Response.WriteAsync($"Success: LoRA adapter '{name}' added successfully.", context.RequestAborted);
+        await WritePlainAsync(context, $"Success: LoRA adapter '{name}' added successfully.");
     }
 
-    private static async Task UnloadAsync(HttpContext context, ModelCatalog catalog)
+    /// <summary>
+    /// The error vLLM answers a failed load with. vLLM 0.11 (<c>serving_models.py</c> load_lora_adapter): the engine's "Call to add_lora method failed: …" message,
+    /// 404 <c>NotFoundError</c> when it says "No adapter found", else 400 <c>BadRequestError</c>. Newer vLLM: 404 with
+    /// <c>LoRAAdapterNotFoundError</c>'s message (the path as given), else 500 <c>InternalServerError</c>.
+    /// </summary>
+    /// <remarks>Null when the adapter loaded. A name already loaded is 400 <c>InvalidUserInput</c> in every release.</remarks>
+    internal static ApiError? LoadError(LoraModule lora, LoraLoadOutcome outcome, EngineOptions options)
     {
-        using var body = await JsonRequest.ReadAsync(context.Request, context.RequestAborted);
-        var name = JsonRequest.String(body.RootElement, "lora_name");
-        if (string.IsNullOrWhiteSpace(name))
+        if (outcome.Status == LoraLoadStatus.AlreadyLoaded)
         {
-            throw new ApiException(ApiError.BadRequest("'lora_name' must be provided.", "lora_name"));
+            return InvalidUserInput(options.LoraLoadInplace
+                ? $"The lora adapter '{lora.Name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True."
+                : $"The lora adapter '{lora.Name}' has already been loaded.");
+        }
+        if (outcome.Error is not { } error)
+        {
+            return null;
+        }
+        var engineMessage = "Call to add_lora method failed: " + error.Message;
+        return (error.Failure, options.LoraLoadInplace) switch
+        {
+            (LoraLoadFailure.NotFound, false) => ApiError.NotFound(engineMessage),
+            (LoraLoadFailure.NotFound, true) => ApiError.NotFound($"Loading lora {lora.Name} failed: No adapter found for {lora.Path}"),
+            (_, false) => ApiError.BadRequest(engineMessage),
+            _ => ApiError.ForStatus(500, engineMessage),
+        };
+    }
+
+    private static async Task UnloadAsync(HttpContext context, ModelCatalog catalog, EngineOptions options)
+    {
+        JsonRequest.RequireJsonMediaType(context.Request);
+        using var body = await JsonRequest.ReadAsync(context.Request, context.RequestAborted);
+        var name = BodyString(body.RootElement, "lora_name");
+        var intId = JsonRequest.Long(body.RootElement, "lora_int_id");
+        if (name.Length == 0 && (options.LoraLoadInplace || intId is null or 0))
+        {
+            throw new ApiException(InvalidUserInput(options.LoraLoadInplace
+                ? "'lora_name' needs to be provided to unload a LoRA adapter."
+                : "either 'lora_name' and 'lora_int_id' needs to be provided."));
         }
         if (!catalog.TryUnload(name))
         {
-            throw new ApiException(ApiError.NotFound($"The lora adapter '{name}' cannot be found.", "lora_name"));
+            throw new ApiException(ApiError.NotFound($"The lora adapter '{name}' cannot be found."));
         }
-        context.Response.ContentType = "text/plain; charset=utf-8";
-        await context.Response.WriteAsync($"Success: LoRA adapter '{name}' removed successfully.", context.RequestAborted);
+        await WritePlainAsync(context, $"Success: LoRA adapter '{name}' removed successfully.");
     }
+
+    private static ApiError InvalidUserInput(string message) => new(400, message, "InvalidUserInput");
+
+    /// <summary>A required string field of vLLM's pydantic request model; a missing or mistyped one is FastAPI's 400.</summary>
+    private static string BodyString(JsonElement body, string field)
+    {
+        if (!body.TryGetProperty(field, out var value))
+        {
+            throw new ApiException(new ApiError(400, $"[{{'type': 'missing', 'loc': ('body', '{field}'), 'msg': 'Field required'}}]", "Bad Request"));
+        }
+        return value.ValueKind == JsonValueKind.String
+            ? value.GetString()!
+            : throw new ApiException(new ApiError(400, $"[{{'type': 'string_type', 'loc': ('body', '{field}'), 'msg': 'Input should be a valid string'}}]", "Bad Request"));
+    }
+
+    /// <summary>vLLM answers these routes with a bare <c>Response(content=text)</c>: no content type.</summary>
+    private static Task WritePlainAsync(HttpContext context, string text) =>
+        context.Response.Body.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), context.RequestAborted).AsTask();
 
     internal static async Task WriteJson(HttpContext context, Action<Utf8JsonWriter> write)
     {

@@ -53,6 +53,13 @@ public static class EngineCommandLine
     private static readonly Option<bool> EnableRequestIdHeaders = new("--enable-request-id-headers") { Description = "Every response carries X-Request-Id (the request's, or a new one)." };
     private static readonly Option<int> MaxLogprobs = new("--max-logprobs") { DefaultValueFactory = _ => 20, Description = "Most logprobs a request may ask for." };
     private static readonly Option<long?> KvCacheMemoryBytes = new("--kv-cache-memory-bytes") { Description = "KV cache size in bytes: sets the block count from --kv-bytes-per-token (unless --num-gpu-blocks is given)." };
+    private static readonly Option<int> MaxLoraRank = new("--max-lora-rank") { DefaultValueFactory = _ => 16, Description = "Highest adapter rank a load accepts." };
+    private static readonly Option<string?> LoraHubDir = new("--lora-hub-dir") { Description = "Local folder standing for the Hugging Face hub: adapter repo ids resolve to DIR/org/name (default: every repo id resolves)." };
+    private static readonly Option<bool> LoraLoadInplace = new("--lora-load-inplace") { Description = "Newer vLLM's LoRA loading: load_inplace reloads an adapter; failures other than a missing adapter are 500s." };
+    private static readonly Option<bool> EnableSleepMode = new("--enable-sleep-mode") { Description = "Sleep frees GPU memory: a forward pass while asleep kills the engine core, as in vLLM 0.11." };
+    private static readonly Option<bool> EnableServerLoadTracking = new("--enable-server-load-tracking") { Description = "/load counts the requests in flight on the generation routes." };
+    private static readonly Option<double> StartupDelay = new("--startup-delay-seconds") { DefaultValueFactory = _ => 0, Description = "Simulated model loading: nothing listens for this long." };
+    private static readonly Option<int?> FaultEngineDeadAfterRequests = new("--fault-engine-dead-after-requests") { Description = "Fault: the engine core dies when request N+1 reaches it (/health 503, requests fail as vLLM's EngineDeadError)." };
     private static readonly Option<double> FailureRate = new("--failure-rate") { DefaultValueFactory = _ => 0, Description = "Share of requests (0–1) that fail on purpose." };
     private static readonly Option<string[]> FailureTypes = new("--failure-types") { AllowMultipleArgumentsPerToken = true, Description = "rate_limit, invalid_api_key, context_length, server_error, invalid_request, model_not_found, service_unavailable." };
 
@@ -61,9 +68,9 @@ public static class EngineCommandLine
     [
         "--tensor-parallel-size", "--pipeline-parallel-size", "--data-parallel-size", "--dtype",
         "--trust-remote-code", "--download-dir", "--disable-log-requests", "--disable-log-stats", "--enable-log-requests",
-        "--max-lora-rank", "--max-cpu-loras", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
+        "--max-cpu-loras", "--enforce-eager", "--uvicorn-log-level", "--chat-template",
         "--quantization", "--enable-chunked-prefill",
-        "--max-num-batched-tokens", "--tokenizer", "--revision", "--load-format", "--enable-sleep-mode", "--kv-transfer-config",
+        "--max-num-batched-tokens", "--tokenizer", "--revision", "--load-format", "--kv-transfer-config",
         "--distributed-executor-backend", "--enable-expert-parallel", "--generation-config", "--disable-fastapi-docs",
         "--disable-uvicorn-access-log", "--max-log-len", "--allowed-origins", "--allowed-methods", "--allowed-headers", "--allow-credentials",
         "--root-path", "--enable-log-outputs", "--return-tokens-as-token-ids", "--reasoning-parser", "--chat-template-content-format",
@@ -82,6 +89,7 @@ public static class EngineCommandLine
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
             PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, ShowHiddenMetricsForVersion, GpuMemoryUtilization, KvCacheDtype, SwapSpace, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
             ResponseRole, SchedulingPolicyOption, EnableAutoToolChoice, ToolCallParser, EnableForceIncludeUsage, EnableRequestIdHeaders, MaxLogprobs, KvCacheMemoryBytes,
+            MaxLoraRank, LoraHubDir, LoraLoadInplace, EnableSleepMode, EnableServerLoadTracking, StartupDelay, FaultEngineDeadAfterRequests,
         };
         foreach (var option in IgnoredOptions)
         {
@@ -181,6 +189,17 @@ public static class EngineCommandLine
             KvScale = r.GetValue(KvScale),
             KvTransferGBps = r.GetValue(KvTransferGBps),
             FailureRate = r.GetValue(FailureRate),
+            MaxLoraRank = r.GetValue(MaxLoraRank),
+            LoraHubDirectory = r.GetValue(LoraHubDir) is { Length: > 0 } hub ? Path.GetFullPath(hub) : null,
+            LoraLoadInplace = r.GetValue(LoraLoadInplace),
+            EnableSleepMode = r.GetValue(EnableSleepMode),
+            EnableServerLoadTracking = r.GetValue(EnableServerLoadTracking),
+            StartupDelaySeconds = r.GetValue(StartupDelay),
+            FaultEngineDeadAfterRequests = r.GetValue(FaultEngineDeadAfterRequests),
+            ServerDevMode = VllmEnvironment.IntFlag(VllmEnvironment.ServerDevMode),
+            AllowRuntimeLoraUpdating = VllmEnvironment.TrueFlag(VllmEnvironment.AllowRuntimeLoraUpdating),
+            KeepAliveOnEngineDeath = VllmEnvironment.SetFlag(VllmEnvironment.KeepAliveOnEngineDeath),
+            HttpTimeoutKeepAliveSeconds = VllmEnvironment.Int(VllmEnvironment.HttpTimeoutKeepAlive, 5),
             FailureTypes = [.. (r.GetValue(FailureTypes) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(ParseFailureType)],
             ResponseRole = r.GetValue(ResponseRole)!,
             SchedulingPolicy = r.GetValue(SchedulingPolicyOption),

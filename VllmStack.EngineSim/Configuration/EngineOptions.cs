@@ -129,6 +129,42 @@ public sealed class EngineOptions
     /// <summary>vLLM flags accepted for compatibility that change nothing in a simulation, as given (logged at start).</summary>
     public IReadOnlyList<string> IgnoredFlags { get; init; } = [];
 
+    /// <summary>Highest adapter rank (<c>r</c> in <c>adapter_config.json</c>) a load accepts (vLLM <c>--max-lora-rank</c>, default 16).</summary>
+    public int MaxLoraRank { get; init; } = 16;
+
+    /// <summary>
+    /// A local folder standing for the Hugging Face hub: a LoRA path that is a repository id (<c>org/name</c>) and no
+    /// local path resolves to <c>DIR/org/name</c>, which must hold the adapter. None: every repository id resolves.
+    /// </summary>
+    public string? LoraHubDirectory { get; init; }
+
+    /// <summary>Newer vLLM's LoRA loading: <c>load_inplace</c> reloads a loaded adapter, other failures are 500s.</summary>
+    public bool LoraLoadInplace { get; init; }
+
+    /// <summary>vLLM <c>--enable-sleep-mode</c>: sleep really frees GPU memory, so a forward pass while asleep kills the engine core.</summary>
+    public bool EnableSleepMode { get; init; }
+
+    /// <summary>vLLM <c>--enable-server-load-tracking</c>: <c>/load</c> counts the requests in flight on the generation routes.</summary>
+    public bool EnableServerLoadTracking { get; init; }
+
+    /// <summary>Seconds the simulated model load takes; nothing listens meanwhile, as with vLLM.</summary>
+    public double StartupDelaySeconds { get; init; }
+
+    /// <summary>Fault: the engine core dies when request N + 1 reaches it (none: never).</summary>
+    public int? FaultEngineDeadAfterRequests { get; init; }
+
+    /// <summary><c>VLLM_SERVER_DEV_MODE</c>: the sleep-mode and prefix-cache routes exist.</summary>
+    public bool ServerDevMode { get; init; }
+
+    /// <summary><c>VLLM_ALLOW_RUNTIME_LORA_UPDATING</c>: the LoRA load and unload routes exist.</summary>
+    public bool AllowRuntimeLoraUpdating { get; init; }
+
+    /// <summary><c>VLLM_KEEP_ALIVE_ON_ENGINE_DEATH</c>: the server stays up after its engine core died.</summary>
+    public bool KeepAliveOnEngineDeath { get; init; }
+
+    /// <summary><c>VLLM_HTTP_TIMEOUT_KEEP_ALIVE</c>: seconds an idle keep-alive connection stays open (uvicorn's default, 5).</summary>
+    public int HttpTimeoutKeepAliveSeconds { get; init; } = 5;
+
     /// <summary>What <c>/version</c> reports; the vLLM release whose API the simulator follows.</summary>
     public string Version { get; init; } = "0.11.0";
 
@@ -207,6 +243,14 @@ public sealed class EngineOptions
         if (MaxLogprobs < 0)
         {
             yield return "--max-logprobs must be at least 0";
+        }
+        if (MaxLoraRank < 1)
+        {
+            yield return "--max-lora-rank must be at least 1";
+        }
+        if (StartupDelaySeconds < 0 || FaultEngineDeadAfterRequests < 0 || HttpTimeoutKeepAliveSeconds < 0)
+        {
+            yield return $"--startup-delay-seconds, --fault-engine-dead-after-requests and {VllmEnvironment.HttpTimeoutKeepAlive} must not be negative";
         }
         if (EmbeddingDimensions < 1)
         {

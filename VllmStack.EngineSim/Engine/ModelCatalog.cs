@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using VllmStack.EngineSim.Configuration;
 
 namespace VllmStack.EngineSim.Engine;
@@ -6,53 +5,113 @@ namespace VllmStack.EngineSim.Engine;
 /// <summary>The request's <c>model</c> resolved: the base model it runs on, and the adapter if it names one.</summary>
 public sealed record ModelTarget(string RequestedName, string BaseModel, string? Lora);
 
-/// <summary>The served model names and the LoRA adapters, including those loaded at runtime.</summary>
-public sealed class ModelCatalog
+/// <summary>How a LoRA load ended.</summary>
+public enum LoraLoadStatus
 {
-    private readonly EngineOptions _options;
-    private readonly ConcurrentDictionary<string, LoraModule> _loras = new(StringComparer.Ordinal);
+    /// <summary>Served from now on (a reload in place included).</summary>
+    Loaded,
 
-    public ModelCatalog(EngineOptions options)
-    {
-        _options = options;
-        Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        foreach (var lora in options.LoraModules)
-        {
-            _loras[lora.Name] = lora;
-        }
-    }
+    /// <summary>Refused: an adapter of that name is loaded and the load was not in place.</summary>
+    AlreadyLoaded,
 
-    public long Created { get; }
+    /// <summary>Refused: the adapter did not pass the worker's checks (<see cref="LoraLoadOutcome.Error"/>).</summary>
+    Failed,
+}
 
-    public IReadOnlyList<string> BaseModels => _options.ModelNames;
+/// <summary>A LoRA load's outcome; <see cref="Error"/> says why it failed.</summary>
+public sealed record LoraLoadOutcome(LoraLoadStatus Status, LoraLoadError? Error = null);
 
-    public IEnumerable<LoraModule> Loras => _loras.Values.OrderBy(l => l.Name, StringComparer.Ordinal);
+/// <summary>
+/// The served model names and the LoRA adapters, in the order they were loaded (static <c>--lora-modules</c> first),
+/// as vLLM's <c>OpenAIServingModels</c> keeps them: a reload in place keeps an adapter's position.
+/// </summary>
+public sealed class ModelCatalog(EngineOptions options)
+{
+    private readonly Lock _write = new();
+    private readonly LoraAdapterResolver _resolver = new(options);
 
-    public int LoraCount => _loras.Count;
+    // Copied on write: every request resolves its model, loads are rare.
+    private volatile LoraModule[] _loras = [];
+
+    public long Created { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+    public IReadOnlyList<string> BaseModels => options.ModelNames;
+
+    public IReadOnlyList<LoraModule> Loras => _loras;
+
+    public int LoraCount => _loras.Length;
 
     /// <summary>Null when nothing by that name is served. An omitted model means the first served name, as in vLLM.</summary>
     public ModelTarget? Resolve(string? requested)
     {
         if (string.IsNullOrEmpty(requested))
         {
-            return new ModelTarget(_options.PrimaryModelName, _options.PrimaryModelName, null);
+            return new ModelTarget(options.PrimaryModelName, options.PrimaryModelName, null);
         }
-        foreach (var name in _options.ModelNames)
+        foreach (var name in options.ModelNames)
         {
             if (string.Equals(name, requested, StringComparison.Ordinal))
             {
                 return new ModelTarget(requested, name, null);
             }
         }
-        if (_loras.TryGetValue(requested, out var lora))
+        foreach (var lora in _loras)
         {
-            return new ModelTarget(requested, lora.BaseModelName ?? _options.PrimaryModelName, lora.Name);
+            if (string.Equals(lora.Name, requested, StringComparison.Ordinal))
+            {
+                return new ModelTarget(requested, lora.BaseModelName ?? options.PrimaryModelName, lora.Name);
+            }
         }
         return null;
     }
 
-    public bool TryLoad(LoraModule lora) =>
-        !_options.ModelNames.Contains(lora.Name, StringComparer.Ordinal) && _loras.TryAdd(lora.Name, lora);
+    /// <summary>
+    /// Loads an adapter after checking it (<see cref="LoraAdapterResolver"/>); a name already loaded is refused unless
+    /// <paramref name="inplace"/>, which re-reads it at its new path. A base model name that is not served is dropped, as vLLM drops it.
+    /// </summary>
+    public LoraLoadOutcome Load(LoraModule lora, bool inplace)
+    {
+        if (lora.BaseModelName is { } baseModel && !options.ModelNames.Contains(baseModel, StringComparer.Ordinal))
+        {
+            lora = lora with { BaseModelName = null };
+        }
+        lock (_write)
+        {
+            var index = Array.FindIndex(_loras, l => l.Name == lora.Name);
+            if (index >= 0 && !inplace)
+            {
+                return new(LoraLoadStatus.AlreadyLoaded);
+            }
+            if (_resolver.Check(lora.Name, lora.Path) is { } error)
+            {
+                return new(LoraLoadStatus.Failed, error);
+            }
+            LoraModule[] next = [.. _loras];
+            if (index >= 0)
+            {
+                next[index] = lora;
+            }
+            else
+            {
+                next = [.. next, lora];
+            }
+            _loras = next;
+            return new(LoraLoadStatus.Loaded);
+        }
+    }
 
-    public bool TryUnload(string name) => _loras.TryRemove(name, out _);
+    /// <summary>False when no adapter of that name is loaded.</summary>
+    public bool TryUnload(string name)
+    {
+        lock (_write)
+        {
+            var remaining = _loras.Where(l => l.Name != name).ToArray();
+            if (remaining.Length == _loras.Length)
+            {
+                return false;
+            }
+            _loras = remaining;
+            return true;
+        }
+    }
 }

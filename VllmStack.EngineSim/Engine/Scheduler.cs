@@ -31,6 +31,8 @@ public sealed class Scheduler
     private bool _lorasChanged = true;
     private string _runningLorasLabel = "";
     private string _waitingLorasLabel = "";
+    private bool _gpuMemoryReleased;
+    private readonly TaskCompletionSource _dead = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Scheduler(KvBlockPool pool, int maxNumSeqs, int maxLoras, EngineMetrics metrics, SchedulingPolicy policy = SchedulingPolicy.Fcfs)
     {
@@ -76,6 +78,11 @@ public sealed class Scheduler
         }
     }
 
+    /// <summary>Completes when the engine core dies (vLLM's EngineDeadError); it never recovers.</summary>
+    public Task Dead => _dead.Task;
+
+    public bool IsDead => _dead.Task.IsCompleted;
+
     public bool IsSleeping
     {
         get
@@ -96,6 +103,10 @@ public sealed class Scheduler
         TaskCompletionSource<int> admission;
         lock (_lock)
         {
+            if (IsDead)
+            {
+                throw new EngineDeadException();
+            }
             if (seq.State == SequenceState.New)
             {
                 seq.State = SequenceState.Waiting;
@@ -148,6 +159,12 @@ public sealed class Scheduler
             {
                 return false;
             }
+            if (_gpuMemoryReleased)
+            {
+                // A decode step on weights and KV cache that sleep mode unmapped: vLLM's worker dies of an illegal memory access.
+                KillLocked();
+                return false;
+            }
             var first = seq.OutputLength == 0;
             if (seq.Tokens.Count + 1 > seq.Blocks.Count * _blockSize)
             {
@@ -198,21 +215,32 @@ public sealed class Scheduler
         }
     }
 
-    /// <summary>Level 1 and 2 both discard the KV cache; nothing new is admitted until <see cref="WakeUp"/>.</summary>
-    public void Sleep()
+    /// <summary>
+    /// vLLM 0.11's sleep (AsyncLLM.sleep): the prefix cache is reset (when nothing runs), and scheduling goes on as
+    /// before. With <paramref name="releasesGpuMemory"/> (<c>--enable-sleep-mode</c>) the next forward pass, a request
+    /// admitted or a token decoded, kills the engine core, as vLLM's does; without it nothing was freed and work continues.
+    /// </summary>
+    public void Sleep(bool releasesGpuMemory)
     {
         lock (_lock)
         {
             _sleeping = true;
-            _pool.ResetPrefixCache();
+            _gpuMemoryReleased = releasesGpuMemory;
+            if (_running.Count == 0)
+            {
+                _pool.ResetPrefixCache();
+            }
+            TrySchedule();
         }
     }
 
+    /// <summary>Every sleeping part (weights and KV cache) is back.</summary>
     public void WakeUp()
     {
         lock (_lock)
         {
             _sleeping = false;
+            _gpuMemoryReleased = false;
             TrySchedule();
         }
     }
@@ -231,10 +259,53 @@ public sealed class Scheduler
         }
     }
 
+    /// <summary>
+    /// The engine core dies: every queued and running sequence fails with <see cref="EngineDeadException"/> (a running
+    /// one at its next step), and nothing is admitted again.
+    /// </summary>
+    public void Kill()
+    {
+        lock (_lock)
+        {
+            KillLocked();
+        }
+    }
+
+    private void KillLocked()
+    {
+        if (!_dead.TrySetResult())
+        {
+            return;
+        }
+        foreach (var seq in _waiting)
+        {
+            seq.WaitingNode = null;
+            seq.State = SequenceState.Finished;
+            seq.Admission?.TrySetException(new EngineDeadException());
+        }
+        _waiting.Clear();
+        foreach (var seq in _running)
+        {
+            _pool.Free(seq.Blocks);
+            seq.State = SequenceState.Finished;
+        }
+        _running.Clear();
+        _runningLoras.Clear();
+    }
+
     private void TrySchedule()
     {
-        if (_sleeping)
+        if (IsDead)
         {
+            return;
+        }
+        if (_gpuMemoryReleased)
+        {
+            if (_waiting.Count > 0)
+            {
+                // Prefilling a request while asleep touches unmapped memory, as above.
+                KillLocked();
+            }
             return;
         }
         var node = _waiting.First;

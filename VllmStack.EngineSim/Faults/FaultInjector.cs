@@ -1,15 +1,34 @@
 using System.Globalization;
 using VllmStack.EngineSim.Api;
 using VllmStack.EngineSim.Configuration;
+using VllmStack.EngineSim.Engine;
 
 namespace VllmStack.EngineSim.Faults;
 
 /// <summary>
 /// Failures on purpose, for testing what sits in front of the engine: a random share of requests fail
-/// with one of the configured failure types, and request headers force an error status or a mid-stream drop.
+/// with one of the configured failure types, request headers force an error status or a mid-stream drop, and
+/// the engine core can die (<c>--fault-engine-dead-after-requests</c> or a header) as vLLM's does.
 /// </summary>
-public sealed class FaultInjector(EngineOptions options)
+public sealed class FaultInjector(EngineOptions options, Scheduler scheduler)
 {
+    /// <summary>Kill the engine core with this request (any value but <c>0</c>/<c>false</c>): it and everything in flight fail.</summary>
+    public const string EngineDeadHeader = "x-vllmsim-engine-dead";
+
+    /// <summary>
+    /// vLLM 0.11 once its engine core is dead: the serving layer raises <c>EngineDeadError</c> before it starts, which
+    /// the route turns into an <c>HTTPException(500)</c> (type "Internal Server Error"), streaming or not.
+    /// </summary>
+    public static readonly ApiError EngineDead = new(500, EngineDeadException.EngineDeadMessage, "Internal Server Error");
+
+    /// <summary>
+    /// vLLM 0.11 when the engine core dies under a stream whose headers are gone: the stream generator catches it and
+    /// sends <c>create_streaming_error_response(str(e))</c>, a 400 <c>BadRequestError</c> frame, then <c>[DONE]</c>.
+    /// </summary>
+    public static readonly ApiError EngineDeadInStream = new(400, EngineDeadException.EngineDeadMessage, "BadRequestError");
+
+    private long _requests;
+
     /// <summary>Answer this request with the given HTTP status and an OpenAI-style error.</summary>
     public const string ForceStatusHeader = "x-vllmsim-force-status";
 
@@ -24,6 +43,16 @@ public sealed class FaultInjector(EngineOptions options)
 
     public ApiError? Check(HttpRequest request, string model)
     {
+        if (scheduler.IsDead)
+        {
+            return EngineDead;
+        }
+        var killer = request.Headers[EngineDeadHeader].ToString() is { Length: > 0 } kill && kill is not ("0" or "false");
+        if (killer || Interlocked.Increment(ref _requests) > options.FaultEngineDeadAfterRequests)
+        {
+            scheduler.Kill();
+            return EngineDead;
+        }
         if (request.Headers.TryGetValue(ForceStatusHeader, out var forced))
         {
             if (!int.TryParse(forced.ToString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var status) || status is < 400 or > 599)

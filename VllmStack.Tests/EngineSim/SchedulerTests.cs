@@ -112,7 +112,7 @@ public sealed class SchedulerTests : IDisposable
     }
 
     [Fact]
-    public async Task Releasing_frees_kv_blocks_and_sleep_holds_new_work()
+    public async Task Releasing_frees_kv_blocks()
     {
         var scheduler = Create(blocks: 8);
         var seq = Seq(8);
@@ -120,11 +120,39 @@ public sealed class SchedulerTests : IDisposable
         Assert.Equal(0.25, scheduler.Snapshot().KvCacheUsage);
         scheduler.Release(seq);
         Assert.Equal(0, scheduler.Snapshot().KvCacheUsage);
+    }
 
-        scheduler.Sleep();
-        var held = scheduler.AdmitAsync(Seq(4), default);
-        Assert.False(held.IsCompleted);
+    [Fact]
+    public async Task Sleep_without_freed_memory_holds_nothing_but_with_it_a_forward_pass_kills_the_engine_core()
+    {
+        var scheduler = Create(blocks: 64);
+        scheduler.Sleep(releasesGpuMemory: false);
+        await scheduler.AdmitAsync(Seq(4), default).WaitAsync(TimeSpan.FromSeconds(5));
+
+        var running = Seq(4, offset: 100);
+        await scheduler.AdmitAsync(running, default);
         scheduler.WakeUp();
-        await held.WaitAsync(TimeSpan.FromSeconds(5));
+        scheduler.Sleep(releasesGpuMemory: true);
+        Assert.False(scheduler.IsDead);
+        Assert.False(scheduler.TryAppend(running, 7));
+        Assert.True(scheduler.IsDead);
+        await Assert.ThrowsAsync<EngineDeadException>(() => scheduler.AdmitAsync(running, default));
+        await Assert.ThrowsAsync<EngineDeadException>(() => scheduler.AdmitAsync(Seq(4, offset: 200), default));
+        scheduler.Release(running);
+    }
+
+    [Fact]
+    public async Task A_dead_engine_core_fails_waiting_sequences()
+    {
+        var scheduler = Create(blocks: 64, maxNumSeqs: 1);
+        var running = Seq(4);
+        await scheduler.AdmitAsync(running, default);
+        var waiting = scheduler.AdmitAsync(Seq(4, offset: 50), default);
+        Assert.False(waiting.IsCompleted);
+        scheduler.Kill();
+        await Assert.ThrowsAsync<EngineDeadException>(() => waiting);
+        Assert.False(scheduler.TryAppend(running, 1));
+        Assert.Equal((0, 0), (scheduler.Snapshot().Running, scheduler.Snapshot().Waiting));
+        await scheduler.Dead.WaitAsync(TimeSpan.FromSeconds(5));
     }
 }

@@ -29,10 +29,11 @@ public sealed class EngineSimProcess : IAsyncDisposable
 
     public string Output => _program.Output;
 
+    /// <summary>Starts on <paramref name="port"/> (0: a free one) and completes once the engine says it listens.</summary>
     public static async Task<EngineSimProcess> StartAsync(
-        IEnumerable<string>? args = null, IDictionary<string, string>? environment = null, string model = DefaultModel, TimeSpan? startTimeout = null) =>
+        IEnumerable<string>? args = null, IDictionary<string, string>? environment = null, string model = DefaultModel, TimeSpan? startTimeout = null, int port = 0) =>
         new(await ProgramProcess.StartAsync("VllmStack.EngineSim", "EngineSim",
-            [model, "--host", "127.0.0.1", "--port", "0", .. args ?? []], environment, startTimeout));
+            [model, "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. args ?? []], environment, startTimeout));
 
     /// <summary>Kills the engine at once, as a crash would.</summary>
     public void Kill() => _program.Kill();

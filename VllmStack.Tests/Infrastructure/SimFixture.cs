@@ -13,7 +13,7 @@ public abstract class SimFixture : IAsyncLifetime
 
     public async Task InitializeAsync() => _sim = await EngineSimProcess.StartAsync(Args, Environment);
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_sim is not null)
         {
@@ -27,11 +27,20 @@ public sealed class EchoSimFixture : SimFixture
 {
     public const string RuntimeLora = "true";
 
+    /// <summary>Real adapter directories: a missing one fails to load, as in vLLM.</summary>
+    public LoraAdapterFiles Adapters { get; } = new();
+
     protected override IEnumerable<string> Args =>
     [
         "--latency-preset", "fast", "--output-mode", "echo", "--max-model-len", "2048", "--num-gpu-blocks", "1024",
-        "--enable-lora", "--max-loras", "2", "--lora-modules", "sql-adapter=/adapters/sql", "--enable-prompt-tokens-details",
+        "--enable-lora", "--max-loras", "2", "--lora-modules", $"sql-adapter={Adapters.Create("sql")}", "--enable-prompt-tokens-details",
     ];
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Adapters.Dispose();
+    }
 
     protected override IDictionary<string, string>? Environment => new Dictionary<string, string> { ["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = RuntimeLora };
 }

@@ -18,9 +18,11 @@ public sealed class TwoEngineRouterFixture : IAsyncLifetime
     public EngineSimProcess EngineB { get; private set; } = null!;
     public RouterProcess Router { get; private set; } = null!;
 
+    private readonly LoraAdapterFiles _adapters = new();
+
     public async Task InitializeAsync()
     {
-        string[] engineArgs = ["--latency-preset", "fast", "--output-mode", "echo", "--enable-lora", "--lora-modules", "sql-adapter=/adapters/sql"];
+        string[] engineArgs = ["--latency-preset", "fast", "--output-mode", "echo", "--enable-lora", "--lora-modules", $"sql-adapter={_adapters.Create("sql")}"];
         var engines = await Task.WhenAll(EngineSimProcess.StartAsync(engineArgs), EngineSimProcess.StartAsync(engineArgs));
         (EngineA, EngineB) = (engines[0], engines[1]);
         Router = await RouterProcess.StartAsync(["--static-backends", $"{EngineA.BaseUrl},{EngineB.BaseUrl}", "--routing-logic", "roundrobin"]);
@@ -32,6 +34,7 @@ public sealed class TwoEngineRouterFixture : IAsyncLifetime
         await Router.DisposeAsync();
         await EngineA.DisposeAsync();
         await EngineB.DisposeAsync();
+        _adapters.Dispose();
     }
 }
 
@@ -384,7 +387,8 @@ public sealed class RouterResilienceTests
         var (before, _) = await OpenAiHttp.PostJsonAsync(router.Http, "v1/completions", new { model = "late-adapter", prompt = "x", max_tokens = 1 });
         Assert.Equal(404, before);
 
-        using (var load = await engine.Http.PostAsJsonAsync("v1/load_lora_adapter", new { lora_name = "late-adapter", lora_path = "/adapters/late" }))
+        using var adapters = new LoraAdapterFiles();
+        using (var load = await engine.Http.PostAsJsonAsync("v1/load_lora_adapter", new { lora_name = "late-adapter", lora_path = adapters.Create("late") }))
         {
             load.EnsureSuccessStatusCode();
         }

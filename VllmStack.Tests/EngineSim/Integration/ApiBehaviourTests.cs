@@ -225,21 +225,23 @@ public sealed class ApiBehaviourTests(EchoSimFixture fixture) : IClassFixture<Ec
     [Fact]
     public async Task Lora_adapters_are_listed_with_their_parent_and_can_be_loaded_and_unloaded_at_runtime()
     {
-        using (var load = await Http.PostAsJsonAsync("v1/load_lora_adapter", new { lora_name = "chat-adapter", lora_path = "/adapters/chat" }))
+        var chatPath = fixture.Adapters.Create("chat");
+        using (var load = await Http.PostAsJsonAsync("v1/load_lora_adapter", new { lora_name = "chat-adapter", lora_path = chatPath }))
         {
             Assert.Equal(HttpStatusCode.OK, load.StatusCode);
             Assert.Contains("added successfully", await load.Content.ReadAsStringAsync());
         }
         var list = JsonNode.Parse(await Http.GetStringAsync("v1/models"))!["data"]!.AsArray();
         Assert.Contains(list, m => m!["id"]!.GetValue<string>() == "sql-adapter" && m["parent"]!.GetValue<string>() == Model);
-        Assert.Contains(list, m => m!["id"]!.GetValue<string>() == "chat-adapter" && m["root"]!.GetValue<string>() == "/adapters/chat");
+        Assert.Contains(list, m => m!["id"]!.GetValue<string>() == "chat-adapter" && m["root"]!.GetValue<string>() == chatPath);
 
         var (ok, answer) = await OpenAiHttp.PostJsonAsync(Http, "v1/completions", new { model = "chat-adapter", prompt = "adapted", max_tokens = 2 });
         Assert.Equal(200, ok);
         Assert.Equal("chat-adapter", answer!["model"]!.GetValue<string>());
 
-        var (again, againBody) = await OpenAiHttp.PostJsonAsync(Http, "v1/load_lora_adapter", new { lora_name = "chat-adapter", lora_path = "/adapters/chat" });
+        var (again, againBody) = await OpenAiHttp.PostJsonAsync(Http, "v1/load_lora_adapter", new { lora_name = "chat-adapter", lora_path = chatPath });
         AssertError(again, againBody, 400);
+        Assert.Equal("InvalidUserInput", againBody!["error"]!["type"]!.GetValue<string>());
         using var unload = await Http.PostAsJsonAsync("v1/unload_lora_adapter", new { lora_name = "chat-adapter" });
         Assert.Equal(HttpStatusCode.OK, unload.StatusCode);
         var (gone, goneBody) = await OpenAiHttp.PostJsonAsync(Http, "v1/completions", new { model = "chat-adapter", prompt = "adapted" });
@@ -252,35 +254,10 @@ public sealed class ApiBehaviourTests(EchoSimFixture fixture) : IClassFixture<Ec
     [Fact]
     public async Task Service_endpoints_answer_for_probes()
     {
-        Assert.Equal("Healthy", await Http.GetStringAsync("health"));
+        using var health = await Http.GetAsync("health");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Empty(await health.Content.ReadAsStringAsync()); // vLLM: Response(status_code=200)
         Assert.Equal("Healthy", await Http.GetStringAsync("alive"));
         Assert.Equal("0.11.0", JsonNode.Parse(await Http.GetStringAsync("version"))!["version"]!.GetValue<string>());
-    }
-}
-
-/// <summary>Sleep mode holds new work without losing it; a separate simulator so that other tests are not held.</summary>
-public sealed class SleepModeTests
-{
-    [Fact]
-    public async Task A_sleeping_engine_holds_requests_until_it_wakes()
-    {
-        await using var sim = await EngineSimProcess.StartAsync(["--latency-preset", "fast"]);
-        using (var sleep = await sim.Http.PostAsync("sleep?level=1", null))
-        {
-            Assert.Equal(HttpStatusCode.OK, sleep.StatusCode);
-        }
-        Assert.True(JsonNode.Parse(await sim.Http.GetStringAsync("is_sleeping"))!["is_sleeping"]!.GetValue<bool>());
-
-        var held = OpenAiHttp.PostJsonAsync(sim.Http, "v1/completions", new { model = EngineSimProcess.DefaultModel, prompt = "wait for me", max_tokens = 2 });
-        await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_waiting") == 1, TimeSpan.FromSeconds(10), "the request waiting");
-        Assert.False(held.IsCompleted);
-
-        using (var wake = await sim.Http.PostAsync("wake_up", null))
-        {
-            Assert.Equal(HttpStatusCode.OK, wake.StatusCode);
-        }
-        var (status, _) = await held.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Equal(200, status);
-        Assert.False(JsonNode.Parse(await sim.Http.GetStringAsync("is_sleeping"))!["is_sleeping"]!.GetValue<bool>());
     }
 }

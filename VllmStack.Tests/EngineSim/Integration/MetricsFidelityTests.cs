@@ -120,10 +120,11 @@ public sealed class MetricsFidelityTests
     [Fact]
     public async Task Lora_requests_info_keeps_a_series_per_state_and_lists_an_adapter_waiting_while_it_runs()
     {
+        using var adapters = new LoraAdapterFiles();
         await using var sim = await EngineSimProcess.StartAsync(
         [
             "--latency-preset", "fast", "--inter-token-latency-ms", "20", "--max-num-seqs", "1", "--enable-lora", "--max-loras", "2",
-            "--lora-modules", "sql=/adapters/sql", "chat=/adapters/chat",
+            "--lora-modules", $"sql={adapters.Create("sql")}", $"chat={adapters.Create("chat")}",
         ]);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var first = OpenAiHttp.StreamAsync(sim.Http, "v1/completions", Completion("first sql request", 40, stream: true, model: "sql"), cts.Token);
