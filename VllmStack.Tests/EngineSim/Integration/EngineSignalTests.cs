@@ -154,7 +154,7 @@ public sealed partial class EngineSignalTests
     [Fact]
     public async Task Nothing_listens_while_the_model_loads()
     {
-        var port = new VllmStack.Hosting.Orchestration.PortAllocator().Allocate();
+        var port = VllmStack.Tests.Infrastructure.AspireApps.FreeLoopbackPorts(1)[0];
         var starting = EngineSimProcess.StartAsync(["--latency-preset", "instant", "--startup-delay-seconds", "3"], port: port);
         // Bounded: the engine says when it listens; until then every connection attempt is refused.
         var refused = 0;
