@@ -52,18 +52,29 @@ public static class Executables
         using (process)
         {
             var output = new System.Text.StringBuilder();
+            // Both streams report their end with null data; only then has every line been delivered. Not disposed: a
+            // stream held open by a left-behind child may still signal after this method returned.
+            var streamsClosed = new CountdownEvent(2);
             process.OutputDataReceived += (_, e) =>
             {
-                if (e.Data is not null)
+                if (e.Data is null)
                 {
-                    lock (output)
-                    {
-                        output.AppendLine(e.Data);
-                    }
+                    streamsClosed.Signal();
+                    return;
+                }
+                lock (output)
+                {
+                    output.AppendLine(e.Data);
                 }
             };
             // Read (and drop) standard error too, so that a chatty probe cannot block on a full pipe.
-            process.ErrorDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is null)
+                {
+                    streamsClosed.Signal();
+                }
+            };
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
             if (!process.WaitForExit(timeout))
@@ -72,8 +83,9 @@ public static class Executables
                 process.WaitForExit(TimeSpan.FromSeconds(5));
                 return null;
             }
-            // With a timeout, WaitForExit does not wait for the output events; this bounded wait does.
-            process.WaitForExit(TimeSpan.FromSeconds(5));
+            // WaitForExit(timeout) returns when the process exits, possibly before its last lines were read (and a child
+            // it left behind may still hold the pipe): wait, bounded, for the end of both streams.
+            streamsClosed.Wait(TimeSpan.FromSeconds(5));
             lock (output)
             {
                 return process.ExitCode == 0 ? output.ToString() : null;
