@@ -248,9 +248,11 @@ public sealed class VllmSchedulingAndFailureTests
         }
         var blocker = RunAsync("blocker", 0, 40);
         await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_running") == 1, TimeSpan.FromSeconds(10), "the blocker running");
-        var low = RunAsync("low", 9, 2);
+        // Each request runs for hundreds of milliseconds, so that the order in which this client sees them finish is the
+        // engine's order even when a busy machine delays a continuation.
+        var low = RunAsync("low", 9, 15);
         await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_waiting") == 1, TimeSpan.FromSeconds(10), "the low-priority request waiting");
-        var high = RunAsync("high", -1, 2);
+        var high = RunAsync("high", -1, 15);
         await Task.WhenAll(blocker, low, high);
         Assert.Equal(["blocker", "high", "low"], order);
     }
