@@ -246,7 +246,7 @@ public sealed class VllmSchedulingAndFailureTests
             Assert.Equal(200, s);
             order.Enqueue(name);
         }
-        var blocker = RunAsync("blocker", 0, 40);
+        var blocker = RunAsync("blocker", 0, 100);
         await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_running") == 1, TimeSpan.FromSeconds(10), "the blocker running");
         // Each request runs for hundreds of milliseconds, so that the order in which this client sees them finish is the
         // engine's order even when a busy machine delays a continuation.
