@@ -112,6 +112,11 @@ public sealed class EngineForwarder : IDisposable
         timer.Arm(headersTimeout, $"no response headers within {_options.ResponseHeadersTimeout} s");
         var transformer = new EngineTransformer(_options, _metrics, timer, requestId, retryStatus);
         var error = await _forwarder.SendAsync(context, engine.AbsoluteUri, _invoker, _requestConfig, transformer, timer.Token).ConfigureAwait(false);
+        if (error != ForwarderError.None && !context.Response.HasStarted)
+        {
+            // YARP clears the response of a failed attempt; the router's answer still carries the request id.
+            context.Response.Headers[ProxyHeaders.RequestId] = requestId;
+        }
         // YARP disposed the engine's response; what the relay recorded stays on its body.
         var relay = transformer.Content?.Body;
         if (error == ForwarderError.None)
