@@ -21,6 +21,27 @@ public sealed class AttemptBody(ReadOnlyMemory<byte> head, Stream? rest, long li
     /// <summary>Set when the client's body failed or grew past the limit; YARP reports it as <c>RequestBodyClient</c>.</summary>
     public ClientBodyException? ClientFailure { get; private set; }
 
+    /// <summary>A body held whole (a JSON request): nothing streams from the client.</summary>
+    public bool IsHeld => rest is null;
+
+    /// <summary>The length of a held body.</summary>
+    public int HeldLength => head.Length;
+
+    /// <summary>
+    /// Writes a held body to the engine connection in one write (again, in full, if the handler resends the request on
+    /// a fresh connection), timed as the reads are.
+    /// </summary>
+    public async ValueTask WriteHeldAsync(Stream stream, CancellationToken cancellationToken)
+    {
+        timer.Disarm();
+        Started = true;
+        Handed(head.Length);
+        await stream.WriteAsync(head, cancellationToken).ConfigureAwait(false);
+        _headSent = head.Length;
+        _sent = head.Length;
+        Handed(0);
+    }
+
     public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken cancellationToken = default)
     {
         // Reading is the router's or the client's time: the engine took everything handed to it so far.

@@ -69,7 +69,7 @@ public sealed class EngineForwarder : IDisposable
         _forwarder = forwarder;
         _options = options.Forwarding;
         _metrics = metrics;
-        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        _invoker = new HttpMessageInvoker(new HeldBodyHandler(new SocketsHttpHandler
         {
             ConnectTimeout = TimeSpan.FromSeconds(_options.ConnectTimeout),
             // Under uvicorn's keep-alive (vLLM: VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5 s), so the router never reuses a
@@ -85,7 +85,7 @@ public sealed class EngineForwarder : IDisposable
             // Latin-1 both ways (as the router's Kestrel decodes them): every header byte goes out as it came in.
             RequestHeaderEncodingSelector = (_, _) => Encoding.Latin1,
             ResponseHeaderEncodingSelector = (_, _) => Encoding.Latin1,
-        }, disposeHandler: true);
+        }), disposeHandler: true);
         _requestConfig = new ForwarderRequestConfig
         {
             Version = HttpVersion.Version11,
@@ -110,7 +110,7 @@ public sealed class EngineForwarder : IDisposable
         PrepareContext(context, request, body, requestId);
         // Until the body starts (connecting, sending the headers), the whole wait is bounded like the wait for headers.
         timer.Arm(headersTimeout, $"no response headers within {_options.ResponseHeadersTimeout} s");
-        var transformer = new EngineTransformer(_options, _metrics, timer, requestId, retryStatus);
+        var transformer = new EngineTransformer(_options, _metrics, timer, body, requestId, retryStatus);
         var error = await _forwarder.SendAsync(context, engine.AbsoluteUri, _invoker, _requestConfig, transformer, timer.Token).ConfigureAwait(false);
         if (error != ForwarderError.None && !context.Response.HasStarted)
         {

@@ -11,7 +11,7 @@ namespace VllmStack.Router.Forwarding;
 /// read through an <see cref="EngineResponseBody"/>.
 /// </summary>
 internal sealed class EngineTransformer(
-    ForwardingOptions options, RouterMetrics metrics, AttemptTimer timer, string requestId, Func<int, bool> retryStatus) : HttpTransformer
+    ForwardingOptions options, RouterMetrics metrics, AttemptTimer timer, AttemptBody body, string requestId, Func<int, bool> retryStatus) : HttpTransformer
 {
     /// <summary>The engine's status; 0 when no response headers came.</summary>
     public int Status { get; private set; }
@@ -30,6 +30,10 @@ internal sealed class EngineTransformer(
         if (httpContext.Request.ContentLength is { } length && proxyRequest.Content is not null)
         {
             proxyRequest.Content.Headers.ContentLength = length;
+        }
+        if (body.IsHeld)
+        {
+            proxyRequest.Options.Set(HeldBodyHandler.HeldBody, body);
         }
         return default;
     }
