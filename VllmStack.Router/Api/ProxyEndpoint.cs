@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
 using VllmStack.Router.Forwarding;
@@ -235,5 +234,5 @@ public sealed class ProxyEndpoint(
     private static string RequestId(HttpContext context) =>
         context.Request.Headers.TryGetValue(ProxyHeaders.RequestId, out var given) && given.ToString() is { Length: > 0 and <= 128 } id && id.All(c => c > ' ' && c < 127)
             ? id
-            : Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            : Guid.NewGuid().ToString("N"); // a UUID4 in hex, as vLLM names its requests
 }
