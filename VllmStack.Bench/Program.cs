@@ -27,17 +27,17 @@ var routerRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 5, Descr
 var routerDuration = new Option<int>("--duration") { DefaultValueFactory = _ => 10, Description = "Seconds per measurement." };
 var routerConnections = new Option<int>("--connections") { DefaultValueFactory = _ => 64, Description = "wrk connections for the maximum throughput." };
 var routerOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
-var router = new Command("router", "Router overhead against going straight to EngineSim (instant): max req/s, latency at a fixed rate, streaming TTFB.")
+var baselineRouter = new Option<string?>("--baseline-router") { Description = "Path of another build's VllmStack.Router.dll, measured as one more path (e.g. the previous version)." };
+var router = new Command("router", "Router overhead against going straight to EngineSim (instant) and against nginx as a keep-alive proxy: max req/s, latency at a fixed rate, streaming TTFB.")
 {
-    routerRuns, routerDuration, routerConnections, rate, ttfbRequests, routerOutput,
+    routerRuns, routerDuration, routerConnections, rate, ttfbRequests, routerOutput, baselineRouter,
 };
 router.SetAction(async (result, cancellationToken) =>
 {
     var report = await RouterOverhead.RunAsync(new RouterOverhead.Settings(
         result.GetValue(routerRuns), TimeSpan.FromSeconds(result.GetValue(routerDuration)), result.GetValue(routerConnections),
-        result.GetValue(rate), result.GetValue(ttfbRequests), result.GetValue(routerOutput)!), cancellationToken);
-    var errors = report.Direct.Concat(report.Router).Sum(p => p.MaxThroughput.Errors + p.FixedRate.Errors + p.TimeToFirstByte.Errors);
-    return errors == 0 ? 0 : 1;
+        result.GetValue(rate), result.GetValue(ttfbRequests), result.GetValue(routerOutput)!, result.GetValue(baselineRouter)), cancellationToken);
+    return report.Summary.Sum(p => p.Errors) == 0 ? 0 : 1;
 });
 
 var poolRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 5, Description = "Measured runs; medians are reported." };

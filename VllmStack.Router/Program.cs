@@ -37,6 +37,9 @@ if (problems.Count > 0)
 
 builder.AddServiceDefaults();
 builder.UseConciseConsoleLogging();
+// YARP logs every forwarded request at Information, and each failure it reports once more than the router, which logs
+// and counts engine failures itself: its warnings are enough.
+builder.Logging.AddFilter("Yarp", LogLevel.Warning);
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     kestrel.AddServerHeader = false;
@@ -126,8 +129,8 @@ else if (options.RoutingLogic == RoutingPolicyNames.KvAware)
 }
 services.AddSingleton(sp => new RoutingPolicyHolder(options, sp.GetRequiredService<EngineRegistry>(), sp.GetRequiredService<ILogger<RoutingPolicyHolder>>(),
     sp.GetService<KvLookupClient>()));
+services.AddHttpForwarder();
 services.AddSingleton<EngineForwarder>();
-services.AddSingleton(sp => new ResponseRelay(options.Forwarding, sp.GetRequiredService<RouterMetrics>()));
 services.AddSingleton<OutlierDetector>();
 services.AddSingleton<RouterMetrics>();
 services.AddSingleton<ModelDemand>();

@@ -20,18 +20,19 @@ public sealed partial class ProgramProcess : IAsyncDisposable
     public static Task<ProgramProcess> StartEngineSimAsync(IEnumerable<string> args, CancellationToken cancellationToken) =>
         StartAsync("VllmStack.EngineSim", "EngineSim", args, cancellationToken);
 
-    public static Task<ProgramProcess> StartRouterAsync(IEnumerable<string> args, CancellationToken cancellationToken) =>
-        StartAsync("VllmStack.Router", "Router", args, cancellationToken);
+    /// <param name="dll">Another build of the router (a baseline to compare with); this repository's build when null.</param>
+    public static Task<ProgramProcess> StartRouterAsync(IEnumerable<string> args, CancellationToken cancellationToken, string? dll = null) =>
+        StartAsync("VllmStack.Router", "Router", args, cancellationToken, dll: dll);
 
     public static Task<ProgramProcess> StartCacheServerAsync(string redisEndpoint, CancellationToken cancellationToken) =>
         StartAsync("VllmStack.CacheServer", "CacheServer", ["--urls", "http://127.0.0.1:0"], cancellationToken,
             new Dictionary<string, string> { ["ConnectionStrings__cache"] = redisEndpoint });
 
     private static async Task<ProgramProcess> StartAsync(string project, string readyName, IEnumerable<string> args, CancellationToken cancellationToken,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, string? dll = null)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(ProgramDll(project));
+        info.ArgumentList.Add(dll is null ? ProgramDll(project) : Path.GetFullPath(dll));
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
 using VllmStack.Router.Forwarding;
@@ -16,7 +15,7 @@ namespace VllmStack.Router.Api;
 /// and never count against an engine.
 /// </summary>
 public sealed class ProxyEndpoint(
-    EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, ResponseRelay relay, OutlierDetector outliers,
+    EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, OutlierDetector outliers,
     RouterOptions options, RouterMetrics metrics, ModelDemand demand)
 {
     public static void Map(IEndpointRouteBuilder app)
@@ -37,8 +36,7 @@ public sealed class ProxyEndpoint(
         {
             request = route.Body == RequestBodyKind.Json
                 ? await JsonRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.SessionKey, policies.NeedsPrompt, context.RequestAborted)
-                : await MultipartRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.MaxUploadBodyBytes,
-                    TimeSpan.FromSeconds(options.Forwarding.IdleTimeout), context.RequestAborted);
+                : await MultipartRequestReader.ReadAsync(context.Request, options.MaxRequestBodyBytes, options.MaxUploadBodyBytes, context.RequestAborted);
         }
         catch (ClientRequestException e)
         {
@@ -99,7 +97,10 @@ public sealed class ProxyEndpoint(
                 engine.Stats.Arrived();
                 metrics.Incoming(engine);
                 var routed = Stopwatch.GetTimestamp();
-                var result = await forwarder.SendAsync(context.Request, engine.Url, route.Path, request.CreateContent(), requestId, aborted);
+                var thisAttempt = attempt;
+                var result = await forwarder.ForwardAsync(context, engine.Url, request, requestId, status =>
+                    thisAttempt < options.Forwarding.MaxAttempts && request.CanResend
+                    && outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out _).Count > 0);
                 switch (result.Error)
                 {
                     case AttemptError.Canceled:
@@ -111,7 +112,7 @@ public sealed class ProxyEndpoint(
                     case AttemptError.ClientBody:
                         if (!aborted.IsCancellationRequested)
                         {
-                            var tooLarge = request.LastStreamedContent?.ClientFailure?.TooLarge == true;
+                            var tooLarge = request.LastBody?.ClientFailure?.TooLarge == true;
                             await Reject(context, tooLarge ? 413 : 400, tooLarge ? "body_too_large" : "bad_request", result.Detail!);
                         }
                         return;
@@ -120,6 +121,9 @@ public sealed class ProxyEndpoint(
                         // request (too large, too many headers), or died. Not held against it, not sent elsewhere.
                         await Reject(context, 502, "body_not_accepted",
                             $"The engine closed the connection before taking the whole request body; it may have refused the request ({result.Detail}).");
+                        return;
+                    case AttemptError.ResponseNotRelayable:
+                        await Reject(context, 502, "response_not_relayable", $"The engine's response headers could not be relayed ({result.Detail}).");
                         return;
                     case AttemptError.ResponseHeadersTimeout:
                         engineFailed = true;
@@ -134,13 +138,12 @@ public sealed class ProxyEndpoint(
                         lastError = $"{engine.Name}: {result.Detail}";
                         continue;
                 }
-                using var response = result.Response!;
-                var status = (int)response.StatusCode;
+                var status = result.Status;
                 if (status is 502 or 503 or 504)
                 {
                     engineFailed = true;
                     outliers.Failed(engine, model, EngineFailureKind.GatewayStatus, $"status {status}");
-                    if (attempt < options.Forwarding.MaxAttempts && request.CanResend && outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out _).Count > 0)
+                    if (result.HeldBack)
                     {
                         metrics.Retried(engine, $"status_{status}");
                         lastError = $"{engine.Name}: status {status}";
@@ -156,9 +159,8 @@ public sealed class ProxyEndpoint(
                 {
                     outliers.Answered(engine);
                 }
-                var headersAt = Stopwatch.GetTimestamp();
-                metrics.AddedLatency(Stopwatch.GetElapsedTime(started, routed).TotalSeconds + Stopwatch.GetElapsedTime(headersAt).TotalSeconds);
-                var relayed = await relay.RelayAsync(context, response);
+                metrics.AddedLatency(Stopwatch.GetElapsedTime(started, routed).TotalSeconds + result.RouterSeconds);
+                var relayed = result.Relay!;
                 if (relayed.EngineFailure is { } failure)
                 {
                     engineFailed = true;
@@ -232,5 +234,5 @@ public sealed class ProxyEndpoint(
     private static string RequestId(HttpContext context) =>
         context.Request.Headers.TryGetValue(ProxyHeaders.RequestId, out var given) && given.ToString() is { Length: > 0 and <= 128 } id && id.All(c => c > ' ' && c < 127)
             ? id
-            : Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            : Guid.NewGuid().ToString("N"); // a UUID4 in hex, as vLLM names its requests
 }

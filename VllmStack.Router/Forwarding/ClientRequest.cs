@@ -12,10 +12,10 @@ public sealed class ClientRequest : IDisposable
     private readonly byte[]? _pooled;
     private readonly ReadOnlyMemory<byte> _body;
     private readonly StreamedBody? _streamed;
-    private StreamedBodyContent? _lastStreamed;
+    private AttemptBody? _lastStreamed;
 
     /// <summary>The rest of an upload, still in the client's connection, and what it may add up to.</summary>
-    private sealed record StreamedBody(Stream Rest, long? TotalLength, long Limit, TimeSpan WriteTimeout);
+    private sealed record StreamedBody(Stream Rest, long Limit);
 
     private ClientRequest(InspectedRequest inspected, byte[]? pooled, ReadOnlyMemory<byte> body, StreamedBody? streamed)
     {
@@ -33,8 +33,11 @@ public sealed class ClientRequest : IDisposable
     /// <summary>False once part of a streamed body has gone to an engine: it cannot be sent again.</summary>
     public bool CanResend => _lastStreamed is null || !_lastStreamed.Started;
 
-    /// <summary>How the client's side of the last streamed send went (its read errors and size are the request's problems).</summary>
-    public StreamedBodyContent? LastStreamedContent => _lastStreamed;
+    /// <summary>The body of the last attempt of a streamed upload: its client-side failures are the request's problems.</summary>
+    public AttemptBody? LastBody => _lastStreamed;
+
+    /// <summary>True when the body is held whole (JSON): its length is known and it can be sent again.</summary>
+    public bool IsBuffered => _streamed is null;
 
     /// <summary>A JSON body held in <paramref name="pooled"/> (from <see cref="ArrayPool{T}.Shared"/>, returned on dispose).</summary>
     public static ClientRequest Buffered(InspectedRequest inspected, byte[] pooled, int length) =>
@@ -44,22 +47,24 @@ public sealed class ClientRequest : IDisposable
     /// A body whose first <paramref name="headLength"/> bytes were read into <paramref name="pooledHead"/> (returned on dispose)
     /// and whose rest streams from <paramref name="rest"/> when sent; <paramref name="limit"/> bounds the whole.
     /// </summary>
-    /// <param name="writeTimeout">How long an engine may take no body before it counts as stalled.</param>
-    public static ClientRequest Streamed(InspectedRequest inspected, byte[] pooledHead, int headLength, Stream rest, long? totalLength, long limit, TimeSpan writeTimeout) =>
-        new(inspected, pooledHead, pooledHead.AsMemory(0, headLength), new StreamedBody(rest, totalLength, limit, writeTimeout));
+    public static ClientRequest Streamed(InspectedRequest inspected, byte[] pooledHead, int headLength, Stream rest, long limit) =>
+        new(inspected, pooledHead, pooledHead.AsMemory(0, headLength), new StreamedBody(rest, limit));
 
-    /// <summary>The content of one attempt; for a streamed body, only while <see cref="CanResend"/>.</summary>
-    public ForwardedContent CreateContent()
+    /// <summary>
+    /// The body of one attempt, timed by <paramref name="timer"/> (see <see cref="AttemptBody"/>); for a streamed body,
+    /// only while <see cref="CanResend"/>. A held body is handed out from the same memory every time, never copied.
+    /// </summary>
+    public AttemptBody CreateBody(AttemptTimer timer, TimeSpan stallTimeout, TimeSpan headersTimeout)
     {
         if (_streamed is null)
         {
-            return new BufferedBodyContent(_body);
+            return new AttemptBody(_body, null, _body.Length, timer, stallTimeout, headersTimeout);
         }
         if (!CanResend)
         {
             throw new InvalidOperationException("The streamed body was already sent.");
         }
-        return _lastStreamed = new StreamedBodyContent(_body, _streamed.Rest, _streamed.TotalLength, _streamed.Limit, _streamed.WriteTimeout);
+        return _lastStreamed = new AttemptBody(_body, _streamed.Rest, _streamed.Limit, timer, stallTimeout, headersTimeout);
     }
 
     public void Dispose()

@@ -1,14 +1,17 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using VllmStack.Router.Configuration;
+using VllmStack.Router.Stats;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace VllmStack.Router.Forwarding;
 
-/// <summary>How one attempt at an engine ended before anything reached the client.</summary>
+/// <summary>How one attempt at an engine ended.</summary>
 public enum AttemptError
 {
-    /// <summary>Response headers arrived (any status).</summary>
+    /// <summary>The engine answered (any status); its response was relayed, or held back for another engine.</summary>
     None,
 
     /// <summary>The connection could not be opened: engine-side, and the request never left, so it may go elsewhere.</summary>
@@ -17,7 +20,7 @@ public enum AttemptError
     /// <summary>The connection broke before response headers: engine-side.</summary>
     ResetBeforeHeaders,
 
-    /// <summary>No response headers within <c>Forwarding:ResponseHeadersTimeout</c>: engine-side.</summary>
+    /// <summary>No response headers within <c>Forwarding:ResponseHeadersTimeout</c>, or the engine stopped taking the body: engine-side.</summary>
     ResponseHeadersTimeout,
 
     /// <summary>The outgoing request could not be built or sent as given (a header, the URL): the request's problem.</summary>
@@ -32,27 +35,41 @@ public enum AttemptError
     /// </summary>
     BodyNotAccepted,
 
+    /// <summary>The engine's response headers could not be relayed to the client (YARP's <c>ResponseHeaders</c>).</summary>
+    ResponseNotRelayable,
+
     /// <summary>The client left.</summary>
     Canceled,
 }
 
-/// <summary>The end of one attempt: the response (headers in, body still streaming) or why there is none.</summary>
-public sealed record AttemptResult(HttpResponseMessage? Response, AttemptError Error, string? Detail = null);
+/// <summary>The end of one attempt.</summary>
+/// <param name="Status">The engine's status when it answered; 0 otherwise.</param>
+/// <param name="HeldBack">The engine's 502/503/504 was not relayed, so the request may go to another engine.</param>
+/// <param name="Relay">How the body went to the client, when the response was relayed.</param>
+/// <param name="RouterSeconds">Seconds the router spent on the response headers once they had come.</param>
+public sealed record AttemptResult(AttemptError Error, string? Detail = null, int Status = 0, bool HeldBack = false, RelayResult? Relay = null, double RouterSeconds = 0);
 
 /// <summary>
-/// Sends requests to engines over pooled keep-alive connections and tells engine-side failures from the request's own:
-/// the router judges an engine only by the first kind. Header values travel byte for byte as clients sent them (UTF-8
-/// or Latin-1 obs-text, which vLLM's uvicorn accepts), so an unusual header never stops a request.
+/// Sends a request to an engine with YARP's <see cref="IHttpForwarder"/> over pooled keep-alive connections, and tells
+/// engine-side failures from the request's own (YARP's <see cref="ForwarderError"/> and the exception behind it): the
+/// router judges an engine only by the first kind. The engine is the router's choice and a retry the router's
+/// decision, so YARP forwards exactly one attempt per call. Header values travel byte for byte as clients sent them
+/// (UTF-8 or Latin-1 obs-text, which vLLM's uvicorn accepts), so an unusual header never stops a request.
 /// </summary>
 public sealed class EngineForwarder : IDisposable
 {
+    private readonly IHttpForwarder _forwarder;
     private readonly HttpMessageInvoker _invoker;
     private readonly ForwardingOptions _options;
+    private readonly RouterMetrics _metrics;
+    private readonly ForwarderRequestConfig _requestConfig;
 
-    public EngineForwarder(RouterOptions options)
+    public EngineForwarder(IHttpForwarder forwarder, RouterOptions options, RouterMetrics metrics)
     {
+        _forwarder = forwarder;
         _options = options.Forwarding;
-        _invoker = new HttpMessageInvoker(new SocketsHttpHandler
+        _metrics = metrics;
+        _invoker = new HttpMessageInvoker(new HeldBodyHandler(new SocketsHttpHandler
         {
             ConnectTimeout = TimeSpan.FromSeconds(_options.ConnectTimeout),
             // Under uvicorn's keep-alive (vLLM: VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5 s), so the router never reuses a
@@ -68,93 +85,113 @@ public sealed class EngineForwarder : IDisposable
             // Latin-1 both ways (as the router's Kestrel decodes them): every header byte goes out as it came in.
             RequestHeaderEncodingSelector = (_, _) => Encoding.Latin1,
             ResponseHeaderEncodingSelector = (_, _) => Encoding.Latin1,
-        }, disposeHandler: true);
+        }), disposeHandler: true);
+        _requestConfig = new ForwarderRequestConfig
+        {
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            // The router times each silence of the engine itself (AttemptTimer, EngineResponseBody); YARP's activity timeout
+            // is only the outer bound, past the longest of them, so that it never fires first.
+            ActivityTimeout = TimeSpan.FromSeconds(Math.Max(_options.ResponseHeadersTimeout, Math.Max(_options.FirstByteTimeout, _options.IdleTimeout)) + 60),
+        };
     }
 
     /// <summary>
-    /// Sends <paramref name="content"/> to <paramref name="path"/> on <paramref name="engine"/> with the client's end-to-end
-    /// headers; returns when response headers arrive. Never throws for a failed attempt: <see cref="AttemptResult.Error"/> says why.
+    /// Forwards <paramref name="request"/> to <paramref name="engine"/>, relaying the response to the client unless it is a
+    /// 502/503/504 for which <paramref name="retryStatus"/> says another engine should have the request.
+    /// Never throws for a failed attempt: <see cref="AttemptResult.Error"/> says why.
     /// </summary>
-    public async Task<AttemptResult> SendAsync(HttpRequest client, Uri engine, string path, ForwardedContent content, string requestId, CancellationToken clientAborted)
+    public async Task<AttemptResult> ForwardAsync(HttpContext context, Uri engine, ClientRequest request, string requestId, Func<int, bool> retryStatus)
     {
-        HttpRequestMessage upstream;
-        try
+        var clientAborted = context.RequestAborted;
+        using var timer = new AttemptTimer();
+        var headersTimeout = TimeSpan.FromSeconds(_options.ResponseHeadersTimeout);
+        var body = request.CreateBody(timer, TimeSpan.FromSeconds(_options.IdleTimeout), headersTimeout);
+        PrepareContext(context, request, body, requestId);
+        // Until the body starts (connecting, sending the headers), the whole wait is bounded like the wait for headers.
+        timer.Arm(headersTimeout, $"no response headers within {_options.ResponseHeadersTimeout} s");
+        var transformer = new EngineTransformer(_options, _metrics, timer, body, requestId, retryStatus);
+        var error = await _forwarder.SendAsync(context, engine.AbsoluteUri, _invoker, _requestConfig, transformer, timer.Token).ConfigureAwait(false);
+        if (error != ForwarderError.None && !context.Response.HasStarted)
         {
-            upstream = new HttpRequestMessage(HttpMethod.Post, new Uri(engine, path.TrimStart('/') + client.QueryString.Value))
-            {
-                Version = HttpVersion.Version11,
-                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-                Content = content,
-            };
-            ProxyHeaders.CopyToUpstream(client.Headers, upstream, requestId, _options.EngineApiKey);
+            // YARP clears the response of a failed attempt; the router's answer still carries the request id.
+            context.Response.Headers[ProxyHeaders.RequestId] = requestId;
         }
-        catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
+        // YARP disposed the engine's response; what the relay recorded stays on its body.
+        var relay = transformer.Content?.Body;
+        if (error == ForwarderError.None)
         {
-            content.Dispose();
-            return new AttemptResult(null, AttemptError.RequestCreation, e.Message);
+            return transformer.HeldBack
+                ? new AttemptResult(AttemptError.None, $"status {transformer.Status}", transformer.Status, HeldBack: true)
+                : new AttemptResult(AttemptError.None, Status: transformer.Status, Relay: relay?.Result(clientLeft: false) ?? new RelayResult(false, null, null, 0, 0, 0),
+                    RouterSeconds: transformer.HeadersRelaySeconds);
         }
-
-        using (upstream)
+        var exception = context.GetForwarderErrorFeature()?.Exception;
+        var detail = Describe(exception);
+        if (transformer.Status != 0)
         {
-            using var headersTimeout = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
-            var timeout = TimeSpan.FromSeconds(_options.ResponseHeadersTimeout);
-            if (content is StreamedBodyContent)
+            // The response was under way: the relay knows whether the engine failed; otherwise the client left.
+            if (relay?.Failure is not null)
             {
-                // An upload's time to headers starts when it has all gone: a slow client is not the engine's delay.
-                content.OnCompleted = () => ArmQuietly(headersTimeout, timeout);
+                return new AttemptResult(AttemptError.None, relay.FailureDetail, transformer.Status, Relay: relay.Result(clientLeft: false), RouterSeconds: transformer.HeadersRelaySeconds);
             }
-            else
-            {
-                headersTimeout.CancelAfter(timeout);
-            }
-            try
-            {
-                var response = await _invoker.SendAsync(upstream, headersTimeout.Token).ConfigureAwait(false);
-                return new AttemptResult(response, AttemptError.None);
-            }
-            catch (Exception e) when (Find<ClientBodyException>(e) is { } body)
-            {
-                return new AttemptResult(null, AttemptError.ClientBody, body.Message);
-            }
-            catch (Exception e) when (Find<EngineStalledException>(e) is { } stalled)
-            {
-                return new AttemptResult(null, AttemptError.ResponseHeadersTimeout, stalled.Message);
-            }
-            catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
-            {
-                return new AttemptResult(null, AttemptError.Canceled);
-            }
-            catch (OperationCanceledException)
-            {
-                return new AttemptResult(null, AttemptError.ResponseHeadersTimeout, $"no response headers within {_options.ResponseHeadersTimeout} s");
-            }
-            catch (HttpRequestException e)
-            {
-                var error = Classify(e);
-                if (error == AttemptError.ResetBeforeHeaders && content is { Started: true, Completed: false })
-                {
-                    error = AttemptError.BodyNotAccepted;
-                }
-                return new AttemptResult(null, error, e.InnerException is { } inner ? $"{e.Message} {inner.Message}" : e.Message);
-            }
-            catch (Exception e) when (e is FormatException or ArgumentException or InvalidOperationException)
-            {
-                return new AttemptResult(null, AttemptError.RequestCreation, e.Message);
-            }
+            return error == ForwarderError.ResponseHeaders
+                ? new AttemptResult(AttemptError.ResponseNotRelayable, detail, transformer.Status)
+                : new AttemptResult(AttemptError.None, detail, transformer.Status, Relay: relay?.Result(clientLeft: true) ?? new RelayResult(true, null, null, 0, 0, 0),
+                    RouterSeconds: transformer.HeadersRelaySeconds);
         }
+        if (clientAborted.IsCancellationRequested)
+        {
+            return new AttemptResult(AttemptError.Canceled);
+        }
+        if (body.ClientFailure is { } clientFailure)
+        {
+            return new AttemptResult(AttemptError.ClientBody, clientFailure.Message);
+        }
+        if (timer.Detail is { } silence)
+        {
+            return new AttemptResult(AttemptError.ResponseHeadersTimeout, silence);
+        }
+        var kind = error switch
+        {
+            ForwarderError.RequestCreation => AttemptError.RequestCreation,
+            ForwarderError.RequestTimedOut => AttemptError.ResponseHeadersTimeout,
+            ForwarderError.RequestBodyClient => AttemptError.ClientBody,
+            ForwarderError.RequestBodyDestination => AttemptError.BodyNotAccepted,
+            _ when Find<HttpRequestException>(exception) is { } http => Classify(http),
+            _ when exception is not null && (Find<IOException>(exception) is not null || Find<SocketException>(exception) is not null) => AttemptError.ResetBeforeHeaders,
+            _ => AttemptError.RequestCreation,
+        };
+        if (kind == AttemptError.ResetBeforeHeaders && body is { Started: true, Completed: false })
+        {
+            kind = AttemptError.BodyNotAccepted;
+        }
+        return new AttemptResult(kind, detail);
     }
 
-    private static void ArmQuietly(CancellationTokenSource timer, TimeSpan timeout)
+    /// <summary>
+    /// Points the client's request at this attempt's body. A held body's length is known, so the engine gets a
+    /// Content-Length; the response starts over from a clean status (YARP sets one on a failed attempt).
+    /// </summary>
+    private static void PrepareContext(HttpContext context, ClientRequest request, AttemptBody body, string requestId)
     {
-        try
+        context.Request.Body = body;
+        if (request.IsBuffered)
         {
-            timer.CancelAfter(timeout);
+            context.Request.Headers.TransferEncoding = default;
+            context.Request.ContentLength = request.JsonBody.Length;
         }
-        catch (ObjectDisposedException)
-        {
-            // The attempt already ended.
-        }
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.Headers[ProxyHeaders.RequestId] = requestId;
     }
+
+    private static string? Describe(Exception? e) => e switch
+    {
+        null => null,
+        AggregateException aggregate => string.Join(" ", aggregate.InnerExceptions.Select(Describe)),
+        { InnerException: { } inner } => $"{e.Message} {inner.Message}",
+        _ => e.Message,
+    };
 
     /// <summary>
     /// Engine-side only when the failure is the connection's: opening it, or the engine breaking it. What fails before
@@ -178,6 +215,10 @@ public sealed class EngineForwarder : IDisposable
             if (e is T found)
             {
                 return found;
+            }
+            if (e is AggregateException { InnerExceptions: var inner } && inner.Select(Find<T>).FirstOrDefault(x => x is not null) is { } nested)
+            {
+                return nested;
             }
         }
         return null;

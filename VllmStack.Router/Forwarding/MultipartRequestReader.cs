@@ -17,8 +17,7 @@ public static class MultipartRequestReader
 
     /// <param name="headLimit">Bytes that may be held while looking for <c>model</c>.</param>
     /// <param name="uploadLimit">Bytes the whole upload may have.</param>
-    /// <param name="engineStallTimeout">How long an engine may take none of the upload before it counts as stalled.</param>
-    public static async Task<ClientRequest> ReadAsync(HttpRequest request, long headLimit, long uploadLimit, TimeSpan engineStallTimeout, CancellationToken cancellationToken)
+    public static async Task<ClientRequest> ReadAsync(HttpRequest request, long headLimit, long uploadLimit, CancellationToken cancellationToken)
     {
         var contentType = RequestChecks.RequireMediaType(request, "multipart/form-data");
         RequestChecks.RequireIdentityEncoding(request);
@@ -36,7 +35,7 @@ public static class MultipartRequestReader
             var inspected = new InspectedRequest(model, null, null);
             RequestChecks.RequireValidModel(inspected);
             var length = head.RecordedLength;
-            return ClientRequest.Streamed(inspected, head.DetachBuffer(), length, request.Body, request.ContentLength, uploadLimit, engineStallTimeout);
+            return ClientRequest.Streamed(inspected, head.DetachBuffer(), length, request.Body, uploadLimit);
         }
         catch (BadHttpRequestException e)
         {

@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
-using Microsoft.Extensions.Primitives;
 
 namespace VllmStack.Router.Forwarding;
 
-/// <summary>Which headers cross the router, in each direction (RFC 9110 §7.6.1: hop-by-hop headers never do).</summary>
+/// <summary>
+/// Which headers cross the router, in each direction (RFC 9110 §7.6.1: hop-by-hop headers never do): the router's
+/// policy, applied in YARP's request transform; the response headers are YARP's own copy.
+/// </summary>
 public static class ProxyHeaders
 {
     public const string RequestId = "x-request-id";
@@ -67,28 +69,11 @@ public static class ProxyHeaders
         }
     }
 
-    /// <summary>Engine → client: everything end-to-end from the response and its content.</summary>
-    public static void CopyToClient(HttpResponseMessage from, HttpResponse to)
-    {
-        Copy(from.Headers, to);
-        Copy(from.Content.Headers, to);
-        // The body is relayed as it arrives; Kestrel frames it (chunked) unless the engine gave a length.
-        if (from.Content.Headers.ContentLength is { } length)
-        {
-            to.ContentLength = length;
-        }
-    }
-
-    private static void Copy(HttpHeaders headers, HttpResponse to)
-    {
-        foreach (var (name, values) in headers)
-        {
-            if (!IsHopByHop(name) && !name.Equals(RequestId, StringComparison.OrdinalIgnoreCase))
-            {
-                to.Headers[name] = new StringValues([.. values]);
-            }
-        }
-    }
+    /// <summary>
+    /// Engine → client, after YARP copied the end-to-end headers: the request id is the router's (the one the client
+    /// sent, or a new one), whatever the engine echoed.
+    /// </summary>
+    public static void AfterResponseCopied(HttpResponse to, string requestId) => to.Headers[RequestId] = requestId;
 
     private static HashSet<string> ConnectionTokens(IHeaderDictionary headers)
     {

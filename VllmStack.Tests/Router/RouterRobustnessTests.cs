@@ -457,7 +457,27 @@ public sealed class RouterRobustnessTests
     }
 
     /// <summary>A body sent in pieces with pauses between them, as a client on a slow link sends it.</summary>
-    private sealed class TricklingContent(byte[] body, int pieces, TimeSpan pause) : HttpContent
+    [Fact]
+    public async Task A_chunked_json_request_reaches_the_engine_whole_with_its_length()
+    {
+        await using var stub = await StubEngine.StartAsync("stub-model");
+        await using var router = await RouterProcess.StartAsync(["--static-backends", stub.BaseUrl.ToString()]);
+        await router.WaitForEnginesAsync(e => e.Count == 1 && e[0]!["routable"]!.GetValue<bool>(), TimeSpan.FromSeconds(15), "the stub engine");
+
+        // The client does not declare a length (chunked); the router holds the whole body, so the engine gets one.
+        var body = Encoding.UTF8.GetBytes($$"""{"model":"stub-model","prompt":"{{new string('x', 40_000)}}"}""");
+        using var content = new TricklingContent(body, pieces: 4, pause: TimeSpan.FromMilliseconds(20), knownLength: false);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await router.Http.PostAsync("v1/completions", content);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var received = stub.Received.Last();
+        Assert.Equal(StubEngine.Sha256(body), received.Sha256);
+        Assert.Equal(body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), received.Headers["content-length"]);
+        Assert.False(received.Headers.ContainsKey("transfer-encoding"));
+        Assert.True(response.Headers.Contains("x-request-id"));
+    }
+
+    private sealed class TricklingContent(byte[] body, int pieces, TimeSpan pause, bool knownLength = true) : HttpContent
     {
         protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
         {
@@ -473,7 +493,7 @@ public sealed class RouterRobustnessTests
         protected override bool TryComputeLength(out long length)
         {
             length = body.Length;
-            return true;
+            return knownLength;
         }
     }
 }
