@@ -3,7 +3,7 @@ using VllmStack.CacheServer.Configuration;
 using VllmStack.CacheServer.Index;
 using VllmStack.CacheServer.Pool;
 using VllmStack.CacheServer.Stats;
-using VllmStack.Redis;
+using StackExchange.Redis;
 using VllmStack.ServiceDefaults;
 using VllmStack.ServiceDefaults.Discovery;
 
@@ -15,29 +15,28 @@ if (connection is null)
 {
     problems.Add($"no Redis: set ConnectionStrings__{options.ConnectionName} (host:port[,password=…])");
 }
-RedisConnectionOptions? redisOptions = null;
+ConfigurationOptions? redisOptions = null;
 if (connection is not null)
 {
-    try
+    (redisOptions, var problem) = RedisConfiguration.Create(connection, options);
+    if (problem is not null)
     {
-        redisOptions = RedisConnectionOptions.Parse(connection);
-    }
-    catch (FormatException e)
-    {
-        problems.Add($"ConnectionStrings__{options.ConnectionName}: {e.Message}");
+        problems.Add($"ConnectionStrings__{options.ConnectionName}: {problem}");
     }
 }
 if (problems.Count > 0)
 {
     return await ServiceStartup.ReportProblemsAsync(problems);
 }
+// Bounded by the connect timeout; a Redis that is down does not stop the start (it is retried in the background).
+await using var redis = await ConnectionMultiplexer.ConnectAsync(redisOptions!);
 
 builder.AddServiceDefaults();
 builder.UseConciseConsoleLogging();
 builder.WebHost.ConfigureKestrel(k => k.AddServerHeader = false);
 var services = builder.Services;
 services.AddSingleton(options);
-services.AddSingleton(sp => new RedisClient(redisOptions!, sp.GetRequiredService<ILogger<RedisClient>>()));
+services.AddSingleton<IConnectionMultiplexer>(redis);
 services.AddSingleton<RedisAvailability>();
 services.AddSingleton(_ => new KvIndex(options.MaxIndexEntries, TimeSpan.FromSeconds(options.EngineTtlSeconds)));
 services.AddSingleton<CacheMetrics>();
@@ -48,6 +47,7 @@ services.AddHealthChecks().AddCheck<RedisHealthCheck>("redis");
 
 var app = builder.Build();
 app.Services.GetRequiredService<CacheMetrics>();
+app.Services.GetRequiredService<RedisAvailability>().Watch(redis, app.Logger);
 app.UseMiddleware<ErrorMiddleware>();
 app.MapDefaultEndpoints();
 IndexEndpoints.Map(app);
@@ -55,7 +55,7 @@ PoolEndpoints.Map(app);
 app.MapFallback(context => ErrorResults.Error(404, $"No route for {context.Request.Method} {context.Request.Path}.").ExecuteAsync(context));
 
 var address = await app.StartAndAnnounceAsync("CacheServer");
-app.Logger.LogInformation("Cache server ready: url={Url} redis={Redis} block_size={BlockSize} pool_budget={Budget}",
-    address, redisOptions!.Endpoint, options.BlockSize, options.PoolBudgetBytes);
+app.Logger.LogInformation("Cache server ready: url={Url} redis={Redis} connected={Connected} block_size={BlockSize} pool_budget={Budget}",
+    address, string.Join(' ', redisOptions!.EndPoints), redis.IsConnected, options.BlockSize, options.PoolBudgetBytes);
 await app.WaitForShutdownAsync();
 return 0;

@@ -23,6 +23,12 @@ public sealed class CacheServerOptions
     /// <summary>Timeout of a Redis command on the lookup path (kept short: a slow Redis must not slow routing).</summary>
     public double LookupTimeoutMs { get; set; } = 50;
 
+    /// <summary>Bound of one connect attempt to Redis (StackExchange.Redis <c>connectTimeout</c>); the connection string's own wins.</summary>
+    public int RedisConnectTimeoutMs { get; set; } = 2000;
+
+    /// <summary>Bound of every other Redis command (<c>syncTimeout</c> and <c>asyncTimeout</c>); the connection string's own win.</summary>
+    public int RedisCommandTimeoutMs { get; set; } = 5000;
+
     public IEnumerable<string> Validate()
     {
         if (BlockSize is < 1 or > 1024)
@@ -32,6 +38,10 @@ public sealed class CacheServerOptions
         if (EngineTtlSeconds <= 0 || LookupTimeoutMs <= 0)
         {
             yield return "CacheServer:EngineTtlSeconds and LookupTimeoutMs must be positive";
+        }
+        if (RedisConnectTimeoutMs is < 1 or > 60_000 || RedisCommandTimeoutMs is < 1 or > 60_000)
+        {
+            yield return "CacheServer:RedisConnectTimeoutMs and RedisCommandTimeoutMs must be between 1 and 60000";
         }
         if (MaxIndexEntries < 1 || PoolBudgetBytes < 1)
         {

@@ -1,8 +1,7 @@
 using System.Diagnostics;
-using System.Globalization;
+using StackExchange.Redis;
 using VllmStack.CacheServer.Configuration;
 using VllmStack.CacheServer.Stats;
-using VllmStack.Redis;
 using VllmStack.ServiceDefaults.Hashing;
 
 namespace VllmStack.CacheServer.Pool;
@@ -17,15 +16,17 @@ public enum PutResult
 
 /// <summary>
 /// KV chunks in Redis, keyed by (model, block hash): <c>kv:{model}:{hash}</c>. A sorted set orders chunks by last use and
-/// a counter tracks their bytes, so the pool stays within its byte budget by evicting the least recently used.
+/// a size table and a counter track their bytes, so the pool stays within its byte budget by evicting the least recently
+/// used. A chunk and its bookkeeping are written and removed together by one Lua script (<see cref="PoolScripts"/>).
 /// Every call is bounded; while Redis is down the pool answers at once ("unavailable", "nothing known") and drops puts.
 /// </summary>
-public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, RedisAvailability availability, CacheMetrics metrics, ILogger<KvChunkPool> logger)
+public sealed class KvChunkPool(IConnectionMultiplexer redis, CacheServerOptions options, RedisAvailability availability, CacheMetrics metrics, ILogger<KvChunkPool> logger)
 {
-    private const string Lru = "kv:lru";
-    private const string Sizes = "kv:sizes";
-    private const string Bytes = "kv:bytes";
+    private static readonly RedisKey Lru = "kv:lru";
+    private static readonly RedisKey Sizes = "kv:sizes";
+    private static readonly RedisKey Bytes = "kv:bytes";
     private readonly SemaphoreSlim _evicting = new(1, 1);
+    private readonly IDatabase _db = redis.GetDatabase();
 
     public bool Available => availability.IsAvailable;
 
@@ -35,8 +36,8 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         (await PutManyAsync(model, [(hash, chunk)], cancellationToken).ConfigureAwait(false))[0];
 
     /// <summary>
-    /// Stores chunks that are not yet in the pool (SET NX, all in one round trip), then their bookkeeping in a second;
-    /// evicts if the budget is exceeded. While Redis is down every chunk is dropped, counted.
+    /// Stores the chunks that are not yet in the pool, each with its bookkeeping, in one script (one round trip, applied
+    /// whole or not at all); evicts if the budget is exceeded. While Redis is down every chunk is dropped, counted.
     /// </summary>
     public async Task<PutResult[]> PutManyAsync(string model, IReadOnlyList<(ulong Hash, ReadOnlyMemory<byte> Chunk)> chunks, CancellationToken cancellationToken)
     {
@@ -47,35 +48,25 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
             metrics.PoolPutDropped(chunks.Count);
             return results;
         }
-        var keys = chunks.Select(c => Key(model, c.Hash)).ToArray();
+        var values = new RedisValue[chunks.Count + 1];
+        values[0] = Now();
+        for (var i = 0; i < chunks.Count; i++)
+        {
+            // No copy: the value wraps the request body's array.
+            values[i + 1] = chunks[i].Chunk;
+        }
         try
         {
             var started = Stopwatch.GetTimestamp();
-            var writes = redis.CreateBatch();
-            var stored = chunks.Select((c, i) => writes.SetAsync(keys[i], c.Chunk, onlyIfNotExists: true)).ToArray();
-            await writes.ExecuteAsync(cancellationToken).ConfigureAwait(false);
-            var bookkeeping = redis.CreateBatch();
-            var now = Now();
-            long added = 0;
+            var reply = (RedisResult[])(await _db.ScriptEvaluateAsync(PoolScripts.Put, BookkeepingAnd(chunks.Select(c => Key(model, c.Hash))), values)
+                .WaitAsync(cancellationToken).ConfigureAwait(false))!;
+            metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
             for (var i = 0; i < chunks.Count; i++)
             {
-                _ = bookkeeping.SortedSetAddAsync(Lru, keys[i], now);
-                if (await stored[i].ConfigureAwait(false))
-                {
-                    _ = bookkeeping.HashSetAsync(Sizes, keys[i], System.Text.Encoding.ASCII.GetBytes(chunks[i].Chunk.Length.ToString(CultureInfo.InvariantCulture)));
-                    added += chunks[i].Chunk.Length;
-                    results[i] = PutResult.Stored;
-                }
-                else
-                {
-                    results[i] = PutResult.AlreadyPresent;
-                }
+                results[i] = (long)reply[i + 1] == 1 ? PutResult.Stored : PutResult.AlreadyPresent;
                 metrics.PoolOperation("put", results[i] == PutResult.Stored ? "stored" : "present");
             }
-            var total = added > 0 ? bookkeeping.IncrementByAsync(Bytes, added) : null;
-            await bookkeeping.ExecuteAsync(cancellationToken).ConfigureAwait(false);
-            metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            if (total is not null && await total.ConfigureAwait(false) > options.PoolBudgetBytes)
+            if ((long)reply[0] > options.PoolBudgetBytes)
             {
                 await EvictAsync(cancellationToken).ConfigureAwait(false);
             }
@@ -84,7 +75,7 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
             Unavailable(e);
-            // Whatever the first round trip may have written is not in the bookkeeping, so it does not count as stored.
+            // Whether the script ran is unknown; if it did, chunk and bookkeeping are both there, and a retry finds it present.
             Array.Fill(results, PutResult.Dropped);
             metrics.PoolPutDropped(chunks.Count);
             return results;
@@ -99,57 +90,40 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         try
         {
             var started = Stopwatch.GetTimestamp();
-            var batch = redis.CreateBatch();
-            var value = batch.GetAsync(key);
-            // Touch in the same round trip; adding an absent key to the LRU is undone right after.
-            var touched = batch.SortedSetAddAsync(Lru, key, Now());
-            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            // Pipelined with the read: XX touches the chunk's LRU entry only if it has one, so a miss leaves nothing behind.
+            var value = _db.StringGetAsync(key);
+            var touched = _db.SortedSetUpdateAsync(Lru, key, Now(), SortedSetWhen.Exists);
+            await Task.WhenAll(value, touched).WaitAsync(cancellationToken).ConfigureAwait(false);
             metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
-            var chunk = await value.ConfigureAwait(false);
-            if (chunk is null && await touched.ConfigureAwait(false))
-            {
-                await redis.SortedSetRemoveAsync(Lru, [key], cancellationToken).ConfigureAwait(false);
-            }
+            var chunk = (byte[]?)await value.ConfigureAwait(false);
             metrics.PoolOperation("get", chunk is null ? "miss" : "hit");
             return chunk;
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
-            Unavailable(e);
-            throw new PoolUnavailableException(e);
+            throw Unavailable(e);
         }
     }
 
-    /// <summary>Many chunks in one round trip (MGET), touched in the LRU; null entries are missing.</summary>
+    /// <summary>Many chunks in one round trip (MGET, and a ZADD XX that touches those present in the LRU); null entries are missing.</summary>
     public async Task<byte[]?[]> GetManyAsync(string model, IReadOnlyList<ulong> hashes, CancellationToken cancellationToken)
     {
         EnsureAvailable();
-        var keys = hashes.Select(h => Key(model, h)).ToList();
+        var keys = hashes.Select(h => Key(model, h)).ToArray();
         try
         {
             var started = Stopwatch.GetTimestamp();
-            var values = await redis.MultiGetAsync([.. keys.Select(k => (RedisKey)k)], cancellationToken).ConfigureAwait(false);
-            var touch = redis.CreateBatch();
             var now = Now();
-            for (var i = 0; i < keys.Count; i++)
-            {
-                if (values[i] is not null)
-                {
-                    _ = touch.SortedSetAddAsync(Lru, keys[i], now);
-                }
-            }
-            if (touch.Count > 0)
-            {
-                await touch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
-            }
+            var values = _db.StringGetAsync([.. keys.Select(k => (RedisKey)k)]);
+            var touched = _db.SortedSetUpdateAsync(Lru, [.. keys.Select(k => new SortedSetEntry(k, now))], SortedSetWhen.Exists);
+            await Task.WhenAll(values, touched).WaitAsync(cancellationToken).ConfigureAwait(false);
             metrics.Redis(Stopwatch.GetElapsedTime(started).TotalSeconds);
             metrics.PoolOperation("get_many", "ok");
-            return values;
+            return [.. (await values.ConfigureAwait(false)).Select(v => (byte[]?)v)];
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
-            Unavailable(e);
-            throw new PoolUnavailableException(e);
+            throw Unavailable(e);
         }
     }
 
@@ -164,8 +138,7 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
-            Unavailable(e);
-            throw new PoolUnavailableException(e);
+            throw Unavailable(e);
         }
     }
 
@@ -180,13 +153,12 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
-            Unavailable(e);
-            throw new PoolUnavailableException(e);
+            throw Unavailable(e);
         }
     }
 
     /// <summary>
-    /// How many of the leading <paramref name="blocks"/> the pool holds, in one pipelined round trip with the short lookup
+    /// How many of the leading <paramref name="blocks"/> the pool holds, in one round trip with the short lookup
     /// timeout. Unavailable or slow Redis: zero, at once.
     /// </summary>
     public async Task<int> LeadingChunksAsync(string model, IReadOnlyList<ulong> blocks, CancellationToken cancellationToken)
@@ -220,17 +192,14 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         EnsureAvailable();
         try
         {
-            var batch = redis.CreateBatch();
-            var bytes = batch.CommandAsync("GET", Bytes);
-            var chunks = batch.CommandAsync("ZCARD", Lru);
-            await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
-            var bytesReply = await bytes.ConfigureAwait(false);
-            return (bytesReply.IsNull ? 0 : bytesReply.AsInt64(), (await chunks.ConfigureAwait(false)).AsInt64());
+            var bytes = _db.StringGetAsync(Bytes);
+            var chunks = _db.SortedSetLengthAsync(Lru);
+            await Task.WhenAll(bytes, chunks).WaitAsync(cancellationToken).ConfigureAwait(false);
+            return ((long?)await bytes.ConfigureAwait(false) ?? 0, await chunks.ConfigureAwait(false));
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {
-            Unavailable(e);
-            throw new PoolUnavailableException(e);
+            throw Unavailable(e);
         }
     }
 
@@ -245,18 +214,18 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         {
             while (true)
             {
-                var total = (await redis.ExecuteAsync("GET", [Bytes], cancellationToken: cancellationToken).ConfigureAwait(false)).AsInt64();
+                var total = (long?)await _db.StringGetAsync(Bytes).WaitAsync(cancellationToken).ConfigureAwait(false) ?? 0;
                 var excess = total - options.PoolBudgetBytes;
                 if (excess <= 0)
                 {
                     return;
                 }
-                var oldest = (await redis.ExecuteAsync("ZRANGE", [Lru, 0, 63], cancellationToken: cancellationToken).ConfigureAwait(false))
-                    .Elements!.Select(e => e.AsString()!).ToList();
+                var oldest = (await _db.SortedSetRangeByRankAsync(Lru, 0, 63).WaitAsync(cancellationToken).ConfigureAwait(false))
+                    .Select(member => member.ToString()).ToList();
                 if (oldest.Count == 0)
                 {
-                    // The counter drifted (chunks deleted behind our back): reset it rather than loop.
-                    await redis.ExecuteAsync("SET", [Bytes, 0], cancellationToken: cancellationToken).ConfigureAwait(false);
+                    // The counter drifted (keys changed behind our back): reset it rather than loop.
+                    await _db.StringSetAsync(Bytes, 0).WaitAsync(cancellationToken).ConfigureAwait(false);
                     return;
                 }
                 var sizes = await SizesAsync(oldest, null, cancellationToken).ConfigureAwait(false);
@@ -287,24 +256,19 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         {
             return [];
         }
-        var batch = redis.CreateBatch();
-        var sizes = batch.HashGetManyAsync(Sizes, keys);
-        await batch.ExecuteAsync(timeout, cancellationToken).ConfigureAwait(false);
-        return [.. (await sizes.ConfigureAwait(false)).Select(bytes => bytes is null ? (long?)null : long.Parse(System.Text.Encoding.ASCII.GetString(bytes), CultureInfo.InvariantCulture))];
+        var sizes = _db.HashGetAsync(Sizes, [.. keys.Select(k => (RedisValue)k)]);
+        var values = timeout is { } bound
+            ? await sizes.WaitAsync(bound, cancellationToken).ConfigureAwait(false)
+            : await sizes.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return [.. values.Select(size => (long?)size)];
     }
 
-    /// <summary>Deletes chunks with their bookkeeping; returns how many existed.</summary>
-    private async Task<long> RemoveAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
-    {
-        var freed = (await SizesAsync(keys, null, cancellationToken).ConfigureAwait(false)).Sum(size => size ?? 0);
-        var batch = redis.CreateBatch();
-        var deleted = batch.DeleteAsync([.. keys.Select(k => (RedisKey)k)]);
-        _ = batch.CommandAsync("HDEL", [Sizes, .. keys]);
-        _ = batch.CommandAsync("ZREM", [Lru, .. keys]);
-        _ = batch.IncrementByAsync(Bytes, -freed);
-        await batch.ExecuteAsync(cancellationToken).ConfigureAwait(false);
-        return await deleted.ConfigureAwait(false);
-    }
+    /// <summary>Deletes chunks with their bookkeeping, in one script; returns how many existed.</summary>
+    private async Task<long> RemoveAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken) =>
+        (long)(await _db.ScriptEvaluateAsync(PoolScripts.Remove, BookkeepingAnd(keys)).WaitAsync(cancellationToken).ConfigureAwait(false))!;
+
+    /// <summary>KEYS of both scripts: the bookkeeping keys, then the chunk keys.</summary>
+    private static RedisKey[] BookkeepingAnd(IEnumerable<string> chunkKeys) => [Lru, Sizes, Bytes, .. chunkKeys.Select(k => (RedisKey)k)];
 
     private void EnsureAvailable()
     {
@@ -314,7 +278,7 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         }
     }
 
-    private void Unavailable(Exception e)
+    private PoolUnavailableException Unavailable(Exception e)
     {
         var wasAvailable = availability.IsAvailable;
         availability.Failed(e);
@@ -322,6 +286,7 @@ public sealed class KvChunkPool(RedisClient redis, CacheServerOptions options, R
         {
             logger.LogWarning("Redis unavailable ({Reason}): lookups answer without the pool and puts are dropped until it is back", e.Message);
         }
+        return new PoolUnavailableException(e);
     }
 
     private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -1,10 +1,11 @@
-using VllmStack.Redis;
+using StackExchange.Redis;
 
 namespace VllmStack.CacheServer.Pool;
 
 /// <summary>
 /// A small circuit breaker: after Redis fails, the pool answers "unavailable" at once for a second instead of
 /// waiting on every request, then tries again. Lookups stay fast and puts are dropped while Redis is down.
+/// StackExchange.Redis reconnects by itself; its connection events open and close the breaker as well.
 /// </summary>
 public sealed class RedisAvailability(TimeProvider? clock = null)
 {
@@ -16,11 +17,37 @@ public sealed class RedisAvailability(TimeProvider? clock = null)
 
     public string? LastError { get; private set; }
 
-    public void Failed(Exception error)
+    public void Failed(Exception error) => Failed(error.Message);
+
+    public void Failed(string reason)
     {
-        LastError = error.Message;
+        LastError = reason;
         Interlocked.Exchange(ref _openUntilTicks, (_clock.GetUtcNow() + OpenFor).UtcTicks);
     }
 
-    public static bool IsRedisFailure(Exception e) => e is RedisConnectionException or RedisTimeoutException;
+    /// <summary>The connection is back: try Redis again at once.</summary>
+    public void Restored() => Interlocked.Exchange(ref _openUntilTicks, 0);
+
+    /// <summary>
+    /// Redis is unreachable, too slow, or not ready to serve yet (<c>LOADING</c> after a restart): the breaker's business.
+    /// Timeouts include StackExchange.Redis's own (<see cref="RedisTimeoutException"/> is a <see cref="TimeoutException"/>)
+    /// and the pool's shorter lookup bound.
+    /// </summary>
+    public static bool IsRedisFailure(Exception e) => e is RedisConnectionException or TimeoutException
+        || (e is RedisServerException server && server.Message.StartsWith("LOADING", StringComparison.Ordinal));
+
+    /// <summary>Opens and closes the breaker on the multiplexer's connection events, and says so in the log.</summary>
+    public void Watch(IConnectionMultiplexer redis, ILogger logger)
+    {
+        redis.ConnectionFailed += (_, e) =>
+        {
+            Failed(e.Exception?.Message ?? e.FailureType.ToString());
+            logger.LogWarning("Redis connection to {Endpoint} failed ({FailureType}): {Reason}", e.EndPoint, e.FailureType, e.Exception?.Message);
+        };
+        redis.ConnectionRestored += (_, e) =>
+        {
+            Restored();
+            logger.LogInformation("Redis connection to {Endpoint} restored", e.EndPoint);
+        };
+    }
 }

@@ -48,6 +48,10 @@ public static class RedisServerBuilderExtensions
                     context.Args.Add("run");
                     context.Args.Add(RedisServerResource.GarnetTool);
                     context.Args.Add("--");
+                    // The cache server writes a chunk and its bookkeeping in one Lua script: Garnet runs scripts only with
+                    // --lua, and atomically (keys locked) only in transaction mode.
+                    context.Args.Add("--lua");
+                    context.Args.Add("--lua-transaction-mode");
                 }
                 context.Args.Add("--port");
                 context.Args.Add(port);

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using VllmStack.ServiceDefaults.Http;
 using VllmStack.ServiceDefaults.Metrics;
 using VllmStack.Tests.Infrastructure;
-using VllmStack.Tests.Redis;
+using VllmStack.Tests.Infrastructure.Redis;
 
 namespace VllmStack.Tests.CacheServer;
 

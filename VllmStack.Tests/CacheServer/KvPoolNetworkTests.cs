@@ -1,6 +1,6 @@
 using VllmStack.ServiceDefaults.Metrics;
 using VllmStack.Tests.Infrastructure;
-using VllmStack.Tests.Redis;
+using VllmStack.Tests.Infrastructure.Redis;
 
 namespace VllmStack.Tests.CacheServer;
 

@@ -2,7 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using VllmStack.ServiceDefaults.Metrics;
 using VllmStack.Tests.Infrastructure;
-using VllmStack.Tests.Redis;
+using VllmStack.Tests.Infrastructure.Redis;
 
 namespace VllmStack.Tests.Router;
 

@@ -3,10 +3,9 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using VllmStack.Redis;
 using VllmStack.Tests.Infrastructure;
 
-namespace VllmStack.Tests.Redis;
+namespace VllmStack.Tests.Infrastructure.Redis;
 
 public enum RedisServerKind
 {
@@ -62,18 +61,6 @@ public sealed class RedisServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Options for a client of this server (with its password, if any).</summary>
-    public RedisConnectionOptions ClientOptions(TimeSpan? commandTimeout = null, int connections = 2, int database = 0) => new()
-    {
-        Host = "127.0.0.1",
-        Port = Port,
-        Password = Password,
-        Database = database,
-        Connections = connections,
-        CommandTimeout = commandTimeout ?? TimeSpan.FromSeconds(10),
-        ConnectTimeout = TimeSpan.FromSeconds(2),
-    };
-
     /// <summary>Starts a server and waits (bounded) until it answers PING, or NOAUTH when it has a password.</summary>
     public static async Task<RedisServerProcess> StartAsync(RedisServerKind kind, string? password = null, int? port = null)
     {
@@ -86,8 +73,7 @@ public sealed class RedisServerProcess : IAsyncDisposable
             // A scratch directory, so that nothing a redis-server might write lands in the repository.
             workingDirectory = Directory.CreateTempSubdirectory("vllmstack-redis-").FullName;
             info = new ProcessStartInfo("redis-server") { WorkingDirectory = workingDirectory };
-            // Redis 7 refuses DEBUG by default; the timeout test needs DEBUG SLEEP from this (local) client.
-            foreach (var arg in new[] { "--port", portText, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--enable-debug-command", "local" })
+            foreach (var arg in new[] { "--port", portText, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no" })
             {
                 info.ArgumentList.Add(arg);
             }
@@ -101,7 +87,8 @@ public sealed class RedisServerProcess : IAsyncDisposable
         {
             // The tool manifest is at the repository root, so Garnet has to start there.
             info = new ProcessStartInfo("dotnet") { WorkingDirectory = RepoPaths.Root };
-            foreach (var arg in new[] { "tool", "run", "garnet-server", "--", "--port", portText, "--bind", "127.0.0.1" })
+            // Lua as the stack's Garnet runs it (VllmStack.Hosting): enabled, and each script run as a transaction.
+            foreach (var arg in new[] { "tool", "run", "garnet-server", "--", "--port", portText, "--bind", "127.0.0.1", "--lua", "--lua-transaction-mode" })
             {
                 info.ArgumentList.Add(arg);
             }
