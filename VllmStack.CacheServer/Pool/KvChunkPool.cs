@@ -274,7 +274,7 @@ public sealed class KvChunkPool(IConnectionMultiplexer redis, CacheServerOptions
     {
         if (!availability.IsAvailable)
         {
-            throw new PoolUnavailableException(null);
+            throw new PoolUnavailableException(availability.LastError, null);
         }
     }
 
@@ -286,11 +286,12 @@ public sealed class KvChunkPool(IConnectionMultiplexer redis, CacheServerOptions
         {
             logger.LogWarning("Redis unavailable ({Reason}): lookups answer without the pool and puts are dropped until it is back", e.Message);
         }
-        return new PoolUnavailableException(e);
+        return new PoolUnavailableException(e.Message, e);
     }
 
     private static double Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 }
 
 /// <summary>Redis is down: the caller answers 503 (reads) or counts a drop (writes).</summary>
-public sealed class PoolUnavailableException(Exception? cause) : Exception("The KV chunk pool is unavailable: Redis cannot be reached.", cause);
+public sealed class PoolUnavailableException(string? reason, Exception? cause)
+    : Exception($"The KV chunk pool is unavailable: {reason ?? "Redis cannot be reached."}", cause);

@@ -29,12 +29,12 @@ public sealed class RedisAvailability(TimeProvider? clock = null)
     public void Restored() => Interlocked.Exchange(ref _openUntilTicks, 0);
 
     /// <summary>
-    /// Redis is unreachable, too slow, or not ready to serve yet (<c>LOADING</c> after a restart): the breaker's business.
-    /// Timeouts include StackExchange.Redis's own (<see cref="RedisTimeoutException"/> is a <see cref="TimeoutException"/>)
-    /// and the pool's shorter lookup bound.
+    /// Redis is unreachable, too slow, or refuses what the pool asks (not ready after a restart: <c>LOADING</c>; out of
+    /// memory, read-only, scripting disabled): the breaker's business, never a client's 500. Timeouts include
+    /// StackExchange.Redis's own (<see cref="RedisTimeoutException"/> is a <see cref="TimeoutException"/>) and the pool's
+    /// shorter lookup bound.
     /// </summary>
-    public static bool IsRedisFailure(Exception e) => e is RedisConnectionException or TimeoutException
-        || (e is RedisServerException server && server.Message.StartsWith("LOADING", StringComparison.Ordinal));
+    public static bool IsRedisFailure(Exception e) => e is RedisConnectionException or TimeoutException or RedisServerException;
 
     /// <summary>Opens and closes the breaker on the multiplexer's connection events, and says so in the log.</summary>
     public void Watch(IConnectionMultiplexer redis, ILogger logger)

@@ -154,6 +154,28 @@ public sealed class PoolRedisTests
         }
     }
 
+    [Fact]
+    public async Task A_redis_that_refuses_the_pools_scripts_makes_the_pool_unavailable_not_a_server_error()
+    {
+        // An external Garnet started without --lua answers PING but refuses every script.
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Garnet, lua: false);
+        await using var server = await StartCacheServerAsync(redis.Endpoint);
+        using var http = new HttpClient { BaseAddress = server.BaseUrl, Timeout = TimeSpan.FromSeconds(30) };
+
+        using (var put = await http.PutAsync("v1/kv/pool/m/00000000000000ab", new ByteArrayContent([1, 2, 3])))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, put.StatusCode);
+        }
+        using (var get = await http.GetAsync("v1/kv/pool/m/00000000000000ab"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, get.StatusCode);
+            Assert.True(get.Headers.RetryAfter is not null);
+            Assert.Contains("scripting", JsonNode.Parse(await get.Content.ReadAsStringAsync())!["error"]!["message"]!.GetValue<string>(), StringComparison.OrdinalIgnoreCase);
+        }
+        var health = await http.GetStringAsync("health");
+        Assert.Equal("Degraded", health);
+    }
+
     [Theory]
     [InlineData("127.0.0.1:6379,colour=blue", "colour")]
     [InlineData("127.0.0.1:6379,connectTimeout=soon", "connectTimeout")]

@@ -62,7 +62,8 @@ public sealed class RedisServerProcess : IAsyncDisposable
     }
 
     /// <summary>Starts a server and waits (bounded) until it answers PING, or NOAUTH when it has a password.</summary>
-    public static async Task<RedisServerProcess> StartAsync(RedisServerKind kind, string? password = null, int? port = null)
+    /// <param name="lua">Garnet only: scripting on (as the stack runs it); off, as an external Garnet may be configured.</param>
+    public static async Task<RedisServerProcess> StartAsync(RedisServerKind kind, string? password = null, int? port = null, bool lua = true)
     {
         var chosenPort = port ?? FreeLoopbackPort();
         var portText = chosenPort.ToString(CultureInfo.InvariantCulture);
@@ -88,7 +89,8 @@ public sealed class RedisServerProcess : IAsyncDisposable
             // The tool manifest is at the repository root, so Garnet has to start there.
             info = new ProcessStartInfo("dotnet") { WorkingDirectory = RepoPaths.Root };
             // Lua as the stack's Garnet runs it (VllmStack.Hosting): enabled, and each script run as a transaction.
-            foreach (var arg in new[] { "tool", "run", "garnet-server", "--", "--port", portText, "--bind", "127.0.0.1", "--lua", "--lua-transaction-mode" })
+            foreach (var arg in new[] { "tool", "run", "garnet-server", "--", "--port", portText, "--bind", "127.0.0.1" }
+                .Concat(lua ? ["--lua", "--lua-transaction-mode"] : []))
             {
                 info.ArgumentList.Add(arg);
             }
