@@ -12,7 +12,7 @@ using VllmStack.ServiceDefaults.Kubernetes;
 var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ApplicationName = "VllmStack.Autoscaler" });
 var options = builder.Configuration.GetSection(AutoscalerOptions.Section).Get<AutoscalerOptions>() ?? new AutoscalerOptions();
 var problems = options.Validate().ToList();
-var router = options.Router ?? ServiceEndpoints.Resolve(builder.Configuration, options.RouterService, "http", "https").FirstOrDefault()?.ToString();
+var router = options.Router ?? (await ServiceAddresses.ResolveAsync(builder.Configuration, $"http+https://{options.RouterService}")).FirstOrDefault()?.ToString();
 if (router is null)
 {
     problems.Add($"no router: set Autoscaler:Router or services__{options.RouterService}__http__0");

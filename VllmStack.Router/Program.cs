@@ -91,7 +91,7 @@ else
     var staticUrls = options.StaticBackendUrls().ToHashSet();
     foreach (var service in RouterOptions.SplitList(options.EngineServices))
     {
-        foreach (var url in ServiceEndpoints.Resolve(builder.Configuration, service, "http", "https"))
+        foreach (var url in await ServiceAddresses.ResolveAsync(builder.Configuration, $"http+https://{service}"))
         {
             staticUrls.Add(RouterOptions.ParseUrl(url.ToString()));
         }
@@ -110,7 +110,7 @@ services.AddHostedService<HealthProber>();
 services.AddHostedService<EngineStatsScraper>();
 var cacheServer = options.KvAware.CacheServer is { Length: > 0 } cacheServerUrl
     ? RouterOptions.ParseUrl(cacheServerUrl)
-    : ServiceEndpoints.Resolve(builder.Configuration, options.KvAware.CacheServerService, "http", "https").Select(u => RouterOptions.ParseUrl(u.ToString())).FirstOrDefault();
+    : (await ServiceAddresses.ResolveAsync(builder.Configuration, $"http+https://{options.KvAware.CacheServerService}")).Select(u => RouterOptions.ParseUrl(u.ToString())).FirstOrDefault();
 if (cacheServer is not null)
 {
     services.AddHttpClient(nameof(KvLookupClient)).ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler

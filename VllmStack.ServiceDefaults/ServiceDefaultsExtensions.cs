@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
-using VllmStack.ServiceDefaults.Discovery;
 using VllmStack.ServiceDefaults.Metrics;
 using VllmStack.ServiceDefaults.Telemetry;
 
@@ -34,10 +33,11 @@ public static class ServiceDefaultsExtensions
 
         builder.Services.AddHealthChecks().AddCheck("self", () => HealthCheckResult.Healthy(), [LiveTag]);
 
-        builder.Services.AddTransient<ServiceDiscoveryHandler>();
+        builder.Services.AddServiceDiscovery();
         builder.Services.ConfigureHttpClientDefaults(http =>
         {
-            http.AddHttpMessageHandler<ServiceDiscoveryHandler>();
+            // http://name and https+http://name reach the endpoints in services__name__…; other hosts pass through.
+            http.AddServiceDiscovery();
             http.ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
             {
                 ConnectTimeout = options.HttpConnectTimeout,

@@ -5,7 +5,6 @@ using VllmStack.EngineSim.Faults;
 using VllmStack.EngineSim.Generation;
 using VllmStack.EngineSim.Metrics;
 using VllmStack.EngineSim.Tokenization;
-using VllmStack.ServiceDefaults.Hashing;
 
 namespace VllmStack.EngineSim.Api;
 
@@ -75,7 +74,7 @@ public static class AudioEndpoints
         {
             using var copy = new MemoryStream();
             await audio.CopyToAsync(copy, context.RequestAborted);
-            hash = StableHash64.Hash(copy.GetBuffer().AsSpan(0, (int)copy.Length));
+            hash = System.IO.Hashing.XxHash64.HashToUInt64(copy.GetBuffer().AsSpan(0, (int)copy.Length));
         }
         var seconds = (int)Math.Max(1, Math.Ceiling(file.Length / (double)BytesPerSecond));
         var text = Transcript(hash, seconds);

@@ -82,7 +82,7 @@ public static class EmbeddingEndpoints
     /// <summary>A unit vector drawn from a generator seeded by the tokens' stable hash.</summary>
     internal static void Embed(int[] tokens, float[] vector)
     {
-        var state = StableHash64.HashTokens(0x5EED, tokens);
+        var state = KvBlockHashes.Block(0x5EED, tokens);
         double norm = 0;
         for (var i = 0; i < vector.Length; i++)
         {

@@ -62,7 +62,7 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         for (var p = 0; p < request.Prompts.Count; p++)
         {
             var prompt = request.Prompts[p];
-            var promptHash = StableHash64.HashTokens((ulong)(request.Seed ?? options.Seed), prompt.Tokens);
+            var promptHash = KvBlockHashes.Block((ulong)(request.Seed ?? options.Seed), prompt.Tokens);
             var parent = request.N > 1 ? new ParentRequest(request.N) : null;
             for (var k = 0; k < request.N; k++)
             {

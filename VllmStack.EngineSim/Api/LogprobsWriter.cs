@@ -18,7 +18,7 @@ internal sealed class LogprobsWriter(bool chat, IReadOnlyList<int> tokens, int t
     /// <summary>The logprob, rank-1 alternatives and their logprobs of the token at <paramref name="position"/>.</summary>
     public static (double Logprob, IReadOnlyList<(int Token, double Logprob)> Alternatives) At(ulong seed, int position, int token, int alternatives)
     {
-        var state = StableHash64.HashTokens(seed ^ 0x10C9, [position, token]);
+        var state = KvBlockHashes.Block(seed ^ 0x10C9, [position, token]);
         double Next()
         {
             state = state * 6364136223846793005UL + 1442695040888963407UL;

@@ -109,7 +109,7 @@ public static class ScoringEndpoints
         var queryWords = Words(query);
         var documentWords = Words(document).ToHashSet(StringComparer.Ordinal);
         var overlap = queryWords.Count == 0 ? 0 : queryWords.Count(documentWords.Contains) / (double)queryWords.Count;
-        var jitter = (StableHash64.HashString(query + "\u0000" + document, 0x5C0E) >> 11) * (1.0 / (1UL << 53));
+        var jitter = (KvBlockHashes.Text(query + "\u0000" + document, 0x5C0E) >> 11) * (1.0 / (1UL << 53));
         return Math.Round(0.9 * overlap + 0.1 * jitter, 6);
     }
 

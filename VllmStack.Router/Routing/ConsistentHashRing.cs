@@ -33,7 +33,7 @@ public sealed class ConsistentHashRing
         {
             for (var i = 0; i < virtualNodes; i++)
             {
-                entries[n++] = (StableHash64.HashString($"{engine.Name}#{i}"), engine);
+                entries[n++] = (KvBlockHashes.Text($"{engine.Name}#{i}"), engine);
             }
         }
         // A full order (point, then name, then Id) so colliding points resolve the same way in every ring.
@@ -66,7 +66,7 @@ public sealed class ConsistentHashRing
     /// <summary>Whether this very engine instance (not merely its Id, which may be reused) is on the ring.</summary>
     public bool Contains(Engine engine) => _members.TryGetValue(engine.Id, out var member) && ReferenceEquals(member, engine);
 
-    public static ulong HashKey(string key) => StableHash64.HashString(key);
+    public static ulong HashKey(string key) => KvBlockHashes.Text(key);
 
     public Engine Lookup(string key) => Lookup(HashKey(key));
 

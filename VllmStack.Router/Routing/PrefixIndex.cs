@@ -1,6 +1,6 @@
 using VllmStack.ServiceDefaults.Collections;
 using System.Runtime.InteropServices;
-using VllmStack.ServiceDefaults.Hashing;
+using System.IO.Hashing;
 
 namespace VllmStack.Router.Routing;
 
@@ -122,10 +122,10 @@ public sealed class PrefixIndex
         {
             throw new ArgumentException($"Room for {count} hashes is needed.", nameof(destination));
         }
-        var hash = StableHash64.Hash(MemoryMarshal.AsBytes(model.AsSpan()));
+        var hash = XxHash64.HashToUInt64(MemoryMarshal.AsBytes(model.AsSpan()));
         for (var i = 0; i < count; i++)
         {
-            hash = StableHash64.Hash(MemoryMarshal.AsBytes(prompt.Slice(i * chunkSize, chunkSize)), hash);
+            hash = XxHash64.HashToUInt64(MemoryMarshal.AsBytes(prompt.Slice(i * chunkSize, chunkSize)), unchecked((long)hash));
             destination[i] = hash;
         }
         return count;

@@ -1,88 +1,77 @@
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry;
 using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
 namespace VllmStack.ServiceDefaults.Telemetry;
 
 /// <summary>
-/// OTLP export of logs, metrics and traces. The OpenTelemetry hosting package does not restore here
-/// (DESIGN.md), so the tracer and meter providers are built from the core SDK and owned by a hosted service.
+/// OTLP export of logs, metrics and traces with the OpenTelemetry hosting packages, in the shape of Aspire's
+/// ServiceDefaults template: ASP.NET Core, HttpClient and runtime instrumentation plus our own sources and meters.
+/// Without <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> nothing is registered, so nothing listens and nothing is paid for.
 /// </summary>
 internal static class TelemetryExport
 {
-    /// <summary>ASP.NET Core and HttpClient emit these themselves; no instrumentation package is needed.</summary>
-    private static readonly string[] FrameworkActivitySources = ["Microsoft.AspNetCore", "System.Net.Http"];
-
-    private static readonly string[] FrameworkMeters =
-    [
-        "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "Microsoft.AspNetCore.Routing",
-        "Microsoft.AspNetCore.Diagnostics", "System.Net.Http", "System.Net.NameResolution", "System.Runtime",
-    ];
-
     public static void Add(IHostApplicationBuilder builder, ServiceDefaultsOptions options)
     {
-        var settings = OtlpSettings.From(builder.Configuration, builder.Environment.ApplicationName);
+        var settings = OtlpSettings.From(builder.Configuration);
         if (settings is null)
         {
             return;
         }
         builder.Logging.AddOpenTelemetry(logging =>
         {
-            logging.SetResourceBuilder(settings.CreateResource());
             logging.IncludeFormattedMessage = true;
             logging.IncludeScopes = true;
-            logging.AddOtlpExporter(o => settings.Configure(o, "/v1/logs"));
         });
-        builder.Services.AddSingleton<IStartupFilter>(new RequestActivityEnricher(options.UntracedPaths));
-        builder.Services.AddSingleton(sp => new TelemetryProviders(settings, options));
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<TelemetryProviders>());
+        var untraced = options.UntracedPaths;
+        builder.Services.AddOpenTelemetry()
+            // The application's name and a generated service.instance.id unless OTEL_RESOURCE_ATTRIBUTES (service.name,
+            // service.instance.id: Aspire's replica id, by which its dashboard matches telemetry to the resource) or
+            // OTEL_SERVICE_NAME say otherwise: the SDK's detectors come after, and what comes after wins.
+            .ConfigureResource(resource => resource.Clear()
+                .AddService(builder.Environment.ApplicationName, autoGenerateServiceInstanceId: true)
+                .AddTelemetrySdk()
+                .AddEnvironmentVariableDetector())
+            .WithTracing(tracing => tracing
+                // Probes, scrapes and a service's background endpoints would bury the requests users make.
+                .AddAspNetCoreInstrumentation(o => o.Filter = context => !untraced.Contains(context.Request.Path.Value ?? ""))
+                .AddHttpClientInstrumentation()
+                .AddSource([.. options.ActivitySources]))
+            .WithMetrics(metrics => metrics
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddMeter([.. options.Meters])
+                // OpenTelemetry names may not contain ':'; vLLM's do. Over OTLP they travel as vllm.x (Prometheus keeps vllm:x).
+                .AddView(instrument => instrument.Name.Contains(':') ? new MetricStreamConfiguration { Name = instrument.Name.Replace(':', '.') } : null))
+            .UseOtlpExporter(settings.Protocol, settings.Endpoint);
+        builder.Services.AddHostedService(sp => new TelemetryShutdown(sp, options.TelemetryShutdownTimeout));
     }
 
-    /// <summary>Owns the providers: built when the host starts, flushed and disposed when it stops.</summary>
-    internal sealed class TelemetryProviders : IHostedService, IDisposable
+    /// <summary>
+    /// Exports what is left within one short bound when the host stops: the three providers at once, each given the
+    /// bound. Left to the container, each would wait 5 s in turn for a collector that has already gone (the Aspire
+    /// dashboard, locally) and hold up the stop.
+    /// </summary>
+    private sealed class TelemetryShutdown(IServiceProvider services, TimeSpan timeout) : IHostedService
     {
-        private readonly TracerProvider _tracer;
-        private readonly MeterProvider _meter;
-        private readonly TimeSpan _shutdownTimeout;
-
-        public TelemetryProviders(OtlpSettings settings, ServiceDefaultsOptions options)
-        {
-            _shutdownTimeout = options.TelemetryShutdownTimeout;
-            _tracer = Sdk.CreateTracerProviderBuilder()
-                .SetResourceBuilder(settings.CreateResource())
-                .AddSource([.. FrameworkActivitySources, .. options.ActivitySources])
-                .SetSampler(new ParentBasedSampler(new AlwaysOnSampler()))
-                .AddOtlpExporter(o => settings.Configure(o, "/v1/traces"))
-                .Build();
-            _meter = Sdk.CreateMeterProviderBuilder()
-                .SetResourceBuilder(settings.CreateResource())
-                .AddMeter([.. FrameworkMeters, .. options.Meters])
-                // OpenTelemetry names may not contain ':'; vLLM's do. Over OTLP they travel as vllm.x (Prometheus keeps vllm:x).
-                .AddView(instrument => instrument.Name.Contains(':') ? new MetricStreamConfiguration { Name = instrument.Name.Replace(':', '.') } : null)
-                .AddOtlpExporter(o => settings.Configure(o, "/v1/metrics"))
-                .Build();
-        }
-
         public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
         public Task StopAsync(CancellationToken cancellationToken)
         {
-            // Shut down (export what is left) within a short bound: a gone collector must not hold up the stop.
-            var timeout = (int)_shutdownTimeout.TotalMilliseconds;
-            _tracer.Shutdown(timeout);
-            _meter.Shutdown(timeout);
-            return Task.CompletedTask;
-        }
-
-        public void Dispose()
-        {
-            _tracer.Dispose();
-            _meter.Dispose();
+            var milliseconds = (int)timeout.TotalMilliseconds;
+            var tracer = services.GetService<TracerProvider>();
+            var meter = services.GetService<MeterProvider>();
+            var logger = services.GetService<LoggerProvider>();
+            return Task.WhenAll(
+                Task.Run(() => tracer?.Shutdown(milliseconds), CancellationToken.None),
+                Task.Run(() => meter?.Shutdown(milliseconds), CancellationToken.None),
+                Task.Run(() => logger?.Shutdown(milliseconds), CancellationToken.None));
         }
     }
 }

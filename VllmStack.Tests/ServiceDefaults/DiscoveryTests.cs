@@ -1,8 +1,17 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using VllmStack.ServiceDefaults;
 using VllmStack.ServiceDefaults.Discovery;
 
 namespace VllmStack.Tests.ServiceDefaults;
 
+/// <summary>Aspire's service discovery through Microsoft.Extensions.ServiceDiscovery, as our services use it.</summary>
 public sealed class DiscoveryTests
 {
     // Environment variables services__router__http__0 arrive in configuration as services:router:http:0.
@@ -17,20 +26,21 @@ public sealed class DiscoveryTests
     }).Build();
 
     [Fact]
-    public void Endpoints_come_in_index_order_and_the_first_scheme_with_any_wins()
+    public async Task Addresses_come_in_index_order_and_the_first_scheme_with_any_wins()
     {
-        Assert.Equal([new Uri("http://127.0.0.1:8100"), new Uri("http://127.0.0.1:8101")], ServiceEndpoints.Resolve(Config, "engine", "http"));
-        Assert.Equal([new Uri("https://127.0.0.1:8443")], ServiceEndpoints.Resolve(Config, "router", "https", "http"));
-        Assert.Equal([new Uri("http://127.0.0.1:8100"), new Uri("http://127.0.0.1:8101")], ServiceEndpoints.Resolve(Config, "engine", "https", "http"));
-        Assert.Empty(ServiceEndpoints.Resolve(Config, "nobody", "http"));
-        Assert.Equal(2, ServiceEndpoints.Resolve(Config, "router").Count);
+        Assert.Equal([new Uri("http://127.0.0.1:8100"), new Uri("http://127.0.0.1:8101")], await ServiceAddresses.ResolveAsync(Config, "http://engine"));
+        Assert.Equal([new Uri("https://127.0.0.1:8443")], await ServiceAddresses.ResolveAsync(Config, "https+http://router"));
+        Assert.Equal([new Uri("http://127.0.0.1:8080")], await ServiceAddresses.ResolveAsync(Config, "http+https://router"));
+        Assert.Equal([new Uri("http://127.0.0.1:8100"), new Uri("http://127.0.0.1:8101")], await ServiceAddresses.ResolveAsync(Config, "https+http://engine"));
+        // A name nothing configures has no address (an HttpClient would try it as a host name instead).
+        Assert.Empty(await ServiceAddresses.ResolveAsync(Config, "http+https://nobody"));
     }
 
     [Fact]
-    public void A_bad_url_is_reported_with_its_configuration_key()
+    public async Task A_bad_url_is_reported_with_its_service()
     {
-        var error = Assert.Throws<InvalidOperationException>(() => ServiceEndpoints.Resolve(Config, "broken", "http"));
-        Assert.Contains("services:broken:http:0", error.Message);
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => ServiceAddresses.ResolveAsync(Config, "http://broken"));
+        Assert.Contains("services:broken", error.Message);
     }
 
     [Fact]
@@ -42,64 +52,65 @@ public sealed class DiscoveryTests
     }
 
     [Fact]
-    public void Logical_hosts_rotate_over_replicas_and_other_hosts_pass_through()
+    public async Task Logical_hosts_rotate_over_replicas_and_literal_hosts_pass_through()
     {
-        var handler = new ServiceDiscoveryHandler(Config);
-        var first = handler.Rewrite(new Uri("http://engine/v1/models?x=1"))!;
-        var second = handler.Rewrite(new Uri("http://engine/v1/models?x=1"))!;
-        Assert.Equal(new[] { 8100, 8101 }.Order(), new[] { first.Port, second.Port }.Order());
-        Assert.Equal("/v1/models", first.AbsolutePath);
-        Assert.Equal("?x=1", first.Query);
-        Assert.Equal(new Uri("https://127.0.0.1:8443/a"), handler.Rewrite(new Uri("https+http://router/a")));
-        Assert.Null(handler.Rewrite(new Uri("http://example.com/")));
-        Assert.Null(handler.Rewrite(new Uri("http://localhost:1234/")));
-        Assert.Null(handler.Rewrite(new Uri("http://unknown-service/")));
+        await using var first = await EchoServer.StartAsync();
+        await using var second = await EchoServer.StartAsync();
+        await using var other = await EchoServer.StartAsync();
+        using var host = HostWithServiceDefaults(new()
+        {
+            ["services:engine:http:0"] = first.Url.ToString(),
+            ["services:engine:http:1"] = second.Url.ToString(),
+            ["services:router:http:0"] = other.Url.ToString(),
+        });
+        var http = host.Services.GetRequiredService<IHttpClientFactory>().CreateClient();
+
+        var answers = new[] { await http.GetStringAsync("http://engine/v1/models?x=1"), await http.GetStringAsync("http://engine/v1/models?x=1") };
+        Assert.Equal(new[] { $"{first.Port} /v1/models?x=1", $"{second.Port} /v1/models?x=1" }.Order(), answers.Order());
+        // Aspire's https+http://: TLS when the service has an https endpoint, else http.
+        Assert.Equal($"{other.Port} /a", await http.GetStringAsync("https+http://router/a"));
+        // Hosts that are no service name (the router's engine probes, a cache server given by URL) go where they say.
+        Assert.Equal($"{other.Port} /b", await http.GetStringAsync($"http://127.0.0.1:{other.Port}/b"));
+        Assert.Equal($"{other.Port} /c", await http.GetStringAsync($"http://localhost:{other.Port}/c"));
     }
 
     [Fact]
     public async Task HttpClients_from_the_factory_reach_a_service_by_its_name()
     {
         await using var sim = await Infrastructure.EngineSimProcess.StartAsync(["--latency-preset", "instant"]);
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["services:engine:http:0"] = sim.BaseUrl.ToString() });
-        VllmStack.ServiceDefaults.ServiceDefaultsExtensions.AddServiceDefaults(builder);
-        Microsoft.Extensions.DependencyInjection.HttpClientFactoryServiceCollectionExtensions.AddHttpClient(builder.Services);
-        using var host = builder.Build();
-        var factory = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<IHttpClientFactory>(host.Services);
+        using var host = HostWithServiceDefaults(new() { ["services:engine:http:0"] = sim.BaseUrl.ToString() });
+        var factory = host.Services.GetRequiredService<IHttpClientFactory>();
 
         var models = await factory.CreateClient().GetStringAsync("http://engine/v1/models");
         Assert.Contains(Infrastructure.EngineSimProcess.DefaultModel, models);
     }
-}
 
-public sealed class OtlpSettingsTests
-{
-    private static IConfiguration Config(params (string Key, string Value)[] values) =>
-        new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build();
-
-    [Fact]
-    public void Nothing_is_exported_without_an_endpoint() =>
-        Assert.Null(VllmStack.ServiceDefaults.Telemetry.OtlpSettings.From(Config(), "app"));
-
-    [Fact]
-    public void Service_name_comes_from_the_variable_then_the_attributes_then_the_application()
+    private static IHost HostWithServiceDefaults(Dictionary<string, string?> configuration)
     {
-        const string endpoint = "http://127.0.0.1:4318";
-        Assert.Equal("router", VllmStack.ServiceDefaults.Telemetry.OtlpSettings.From(
-            Config(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_SERVICE_NAME", "router"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=other")), "app")!.ServiceName);
-        Assert.Equal("engine-1", VllmStack.ServiceDefaults.Telemetry.OtlpSettings.From(
-            Config(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint), ("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=x, service.name=engine-1")), "app")!.ServiceName);
-        var fallback = VllmStack.ServiceDefaults.Telemetry.OtlpSettings.From(Config(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint + "/")), "app")!;
-        Assert.Equal("app", fallback.ServiceName);
-        Assert.Equal(OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf, fallback.Protocol);
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(configuration);
+        builder.AddServiceDefaults();
+        builder.Services.AddHttpClient();
+        return builder.Build();
     }
 
-    [Fact]
-    public void Unsupported_settings_fail_at_start_with_the_reason()
+    /// <summary>A loopback server that answers every GET with its port, path and query.</summary>
+    private sealed class EchoServer(WebApplication app, Uri url) : IAsyncDisposable
     {
-        Assert.Contains("OTEL_EXPORTER_OTLP_PROTOCOL", Assert.Throws<InvalidOperationException>(() => VllmStack.ServiceDefaults.Telemetry.OtlpSettings.From(
-            Config(("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")), "app")).Message);
-        Assert.Contains("not an absolute URL", Assert.Throws<InvalidOperationException>(() => VllmStack.ServiceDefaults.Telemetry.OtlpSettings.From(
-            Config(("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost")), "app")).Message);
+        public Uri Url { get; } = url;
+
+        public int Port => Url.Port;
+
+        public static async Task<EchoServer> StartAsync()
+        {
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            var app = builder.Build();
+            app.MapGet("/{**path}", (HttpContext context) => $"{context.Connection.LocalPort} {context.Request.Path}{context.Request.QueryString}");
+            await app.StartAsync();
+            return new EchoServer(app, new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()));
+        }
+
+        public ValueTask DisposeAsync() => app.DisposeAsync();
     }
 }
