@@ -238,6 +238,8 @@ public sealed class KubernetesDiscoveryTests
             https ? ca : null, https ? serverCertificate : null, options => options.RequestTimeout = TimeSpan.FromSeconds(1));
         Assert.Equal(["http://10.0.0.1:8000/"], Urls(await k8s.NextSetAsync()));
         var watch = await k8s.Api.NextWatchAsync();
+        // The client asks for HTTP/2, which TLS negotiates; in clear text it stays on HTTP/1.1.
+        Assert.Equal(https ? "HTTP/2" : "HTTP/1.1", watch.Request.Protocol);
 
         await Task.Delay(TimeSpan.FromSeconds(2.5));
         watch.Send("ADDED", Pod("b", "10.0.0.2", ready: true, resourceVersion: "11"));
@@ -498,7 +500,8 @@ public sealed class KubernetesDiscoveryTests
     }
 
     private sealed record RecordedRequest(
-        string Path, string? LabelSelector, string? Watch, string? ResourceVersion, string? AllowWatchBookmarks, string? TimeoutSeconds, string? Authorization);
+        string Path, string? LabelSelector, string? Watch, string? ResourceVersion, string? AllowWatchBookmarks, string? TimeoutSeconds, string? Authorization,
+        string Protocol);
 
     /// <summary>One open watch: the test pushes event lines through it; <see cref="End"/> ends the response normally.</summary>
     private sealed class FakeWatch(RecordedRequest request)
@@ -588,7 +591,8 @@ public sealed class KubernetesDiscoveryTests
                 query.TryGetValue("resourceVersion", out var version) ? version.ToString() : null,
                 query.TryGetValue("allowWatchBookmarks", out var bookmarks) ? bookmarks.ToString() : null,
                 query.TryGetValue("timeoutSeconds", out var timeout) ? timeout.ToString() : null,
-                context.Request.Headers.Authorization.ToString() is { Length: > 0 } authorization ? authorization : null);
+                context.Request.Headers.Authorization.ToString() is { Length: > 0 } authorization ? authorization : null,
+                context.Request.Protocol);
             Requests.Enqueue(request);
 
             var isWatch = request.Watch == "true";
