@@ -35,9 +35,9 @@ services.AddHttpClient("autoscaler").WithoutTracing();
 services.AddSingleton(sp => new RouterLoadReader(sp.GetRequiredService<IHttpClientFactory>().CreateClient("autoscaler"), new Uri(router!.TrimEnd('/') + "/"), timeout));
 if (options.Actuator == "kubernetes")
 {
-    services.AddSingleton(sp => new KubernetesApiClient(options.Kubernetes.ApiServer!, options.Kubernetes.TokenPath, options.Kubernetes.CaCertificatePath,
-        timeout, "VllmStack.Autoscaler", sp.GetRequiredService<ILogger<KubernetesApiClient>>()));
-    services.AddSingleton<IReplicaActuator>(sp => new KubernetesReplicaActuator(sp.GetRequiredService<KubernetesApiClient>(), options.Kubernetes, timeout));
+    services.AddSingleton<k8s.IKubernetes>(sp => KubernetesApi.Create(options.Kubernetes.ApiServer!, options.Kubernetes.TokenPath,
+        options.Kubernetes.CaCertificatePath, timeout, "VllmStack.Autoscaler", sp.GetRequiredService<ILogger<KubernetesReplicaActuator>>()));
+    services.AddSingleton<IReplicaActuator>(sp => new KubernetesReplicaActuator(sp.GetRequiredService<k8s.IKubernetes>(), options.Kubernetes, timeout));
 }
 else
 {

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -65,7 +66,8 @@ public sealed class KubernetesReplicaActuatorTests
             }
             if (context.Request.Method == "PATCH")
             {
-                if (context.Request.ContentType != "application/merge-patch+json")
+                // As the API server: the media type decides, parameters such as charset do not.
+                if (!MediaTypeHeaderValue.TryParse(context.Request.ContentType, out var mediaType) || mediaType.MediaType != "application/merge-patch+json")
                 {
                     context.Response.StatusCode = 415;
                     return;
@@ -95,7 +97,7 @@ public sealed class KubernetesReplicaActuatorTests
             var tokenPath = Path.Combine(directory.FullName, "token");
             await File.WriteAllTextAsync(tokenPath, "token-one\n");
             var options = new KubernetesScaleOptions { Namespace = "llm", ApiServer = api.Address, TokenPath = tokenPath, CaCertificatePath = "" };
-            using var client = new KubernetesApiClient(api.Address, tokenPath, null, TimeSpan.FromSeconds(5), "VllmStack.Autoscaler", NullLogger.Instance);
+            using var client = KubernetesApi.Create(api.Address, tokenPath, null, TimeSpan.FromSeconds(5), "VllmStack.Autoscaler", NullLogger.Instance);
             var actuator = new KubernetesReplicaActuator(client, options, TimeSpan.FromSeconds(5));
 
             Assert.Equal(2, await actuator.GetReplicasAsync("engine-llama", CancellationToken.None));
@@ -108,7 +110,7 @@ public sealed class KubernetesReplicaActuatorTests
             Assert.Equal(["GET", "PATCH", "GET"], requests.Select(r => r.Method));
             Assert.All(requests, r => Assert.Equal("/apis/apps/v1/namespaces/llm/deployments/engine-llama/scale", r.Path));
             Assert.Equal(["Bearer token-one", "Bearer token-one", "Bearer token-two"], requests.Select(r => r.Authorization));
-            Assert.Equal("application/merge-patch+json", requests[1].ContentType);
+            Assert.Equal("application/merge-patch+json", MediaTypeHeaderValue.Parse(requests[1].ContentType!).MediaType);
             Assert.Equal("""{"spec":{"replicas":3}}""", requests[1].Body);
 
             // Errors, answered with Status objects as the API server does.
@@ -137,7 +139,7 @@ public sealed class KubernetesReplicaActuatorTests
 
             // An API server that does not answer at all: a transient failure within the timeout, not a hang.
             var unreachable = new Uri($"http://127.0.0.1:{FreePort()}/");
-            using var deadClient = new KubernetesApiClient(unreachable, tokenPath, null, TimeSpan.FromSeconds(2), "VllmStack.Autoscaler", NullLogger.Instance);
+            using var deadClient = KubernetesApi.Create(unreachable, tokenPath, null, TimeSpan.FromSeconds(2), "VllmStack.Autoscaler", NullLogger.Instance);
             var dead = new KubernetesReplicaActuator(deadClient, options, TimeSpan.FromSeconds(2));
             var down = await Assert.ThrowsAsync<ActuatorException>(() => dead.GetReplicasAsync("engine-llama", CancellationToken.None));
             Assert.True(down.Transient);

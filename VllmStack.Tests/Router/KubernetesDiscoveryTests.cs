@@ -14,6 +14,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using VllmStack.Router.Discovery;
+using VllmStack.ServiceDefaults.Kubernetes;
 
 namespace VllmStack.Tests.Router;
 
@@ -192,6 +193,99 @@ public sealed class KubernetesDiscoveryTests
     }
 
     [Fact]
+    public async Task A_certificate_the_cluster_ca_issued_for_another_host_is_refused()
+    {
+        using var ca = CreateCa("CN=test-cluster-ca");
+        using var elsewhere = CreateServerCertificate(ca, "apiserver.elsewhere.example");
+        await using var k8s = await Harness.StartAsync(api => api.SetList("10", Pod("a", "10.0.0.1", ready: true)), ca, elsewhere);
+
+        // The TLS handshake fails, so the list never reaches the server; the failure is logged and retried.
+        var first = k8s.NextSetOrEndAsync();
+        var deadline = DateTime.UtcNow + WaitTimeout;
+        while (!k8s.Log.Entries.Any(e => e.Level == LogLevel.Warning && e.Message.Contains($"list of pods in namespace {Namespace} failed")))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no failed list was logged: {string.Join(" | ", k8s.Log.Entries.Select(e => e.Message))}");
+            await Task.Delay(20);
+        }
+        Assert.Empty(k8s.Api.Requests);
+        Assert.False(first.IsCompleted, "engines came from an API server the cluster CA does not vouch for");
+    }
+
+    [Fact]
+    public async Task A_watch_that_ends_without_an_event_is_resumed_from_the_same_version()
+    {
+        await using var k8s = await Harness.StartAsync(api => api.SetList("10", Pod("a", "10.0.0.1", ready: true)));
+        Assert.Equal(["http://10.0.0.1:8000/"], Urls(await k8s.NextSetAsync()));
+
+        (await k8s.Api.NextWatchAsync()).End();
+
+        var next = await k8s.Api.NextWatchAsync();
+        Assert.Equal("10", next.Request.ResourceVersion);
+        Assert.Single(k8s.Api.Requests, r => r.Watch is null);
+        next.Send("ADDED", Pod("b", "10.0.0.2", ready: true, resourceVersion: "11"));
+        Assert.Equal(["http://10.0.0.1:8000/", "http://10.0.0.2:8000/"], Urls(await k8s.NextSetAsync()));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_quiet_watch_outlives_the_request_timeout(bool https)
+    {
+        // An idle namespace: no event for longer than RequestTimeout, which bounds only the wait for response headers.
+        using var ca = CreateCa("CN=test-cluster-ca");
+        using var serverCertificate = CreateServerCertificate(ca);
+        await using var k8s = await Harness.StartAsync(api => api.SetList("10", Pod("a", "10.0.0.1", ready: true)),
+            https ? ca : null, https ? serverCertificate : null, options => options.RequestTimeout = TimeSpan.FromSeconds(1));
+        Assert.Equal(["http://10.0.0.1:8000/"], Urls(await k8s.NextSetAsync()));
+        var watch = await k8s.Api.NextWatchAsync();
+        // The client asks for HTTP/2, which TLS negotiates; in clear text it stays on HTTP/1.1.
+        Assert.Equal(https ? "HTTP/2" : "HTTP/1.1", watch.Request.Protocol);
+
+        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        watch.Send("ADDED", Pod("b", "10.0.0.2", ready: true, resourceVersion: "11"));
+
+        Assert.Equal(["http://10.0.0.1:8000/", "http://10.0.0.2:8000/"], Urls(await k8s.NextSetAsync()));
+        Assert.Single(k8s.Api.Requests, r => r.Watch == "true");
+        Assert.DoesNotContain(k8s.Log.Entries, e => e.Level >= LogLevel.Warning);
+    }
+
+    [Fact]
+    public async Task A_watch_whose_headers_do_not_come_times_out_and_is_retried()
+    {
+        await using var k8s = await Harness.StartAsync(api =>
+        {
+            api.SetList("10", Pod("a", "10.0.0.1", ready: true));
+            api.FlushWatchHeaders = false;
+        }, configure: options => options.RequestTimeout = TimeSpan.FromSeconds(1));
+        Assert.Equal(["http://10.0.0.1:8000/"], Urls(await k8s.NextSetAsync()));
+        await k8s.Api.NextWatchAsync();
+        k8s.Api.FlushWatchHeaders = true;
+
+        var next = await k8s.Api.NextWatchAsync();
+        Assert.Contains(k8s.Log.Entries, e => e.Level == LogLevel.Warning && e.Message.Contains($"watch of pods in namespace {Namespace} timed out"));
+        Assert.Equal("10", next.Request.ResourceVersion);
+        next.Send("ADDED", Pod("b", "10.0.0.2", ready: true, resourceVersion: "11"));
+        Assert.Equal(["http://10.0.0.1:8000/", "http://10.0.0.2:8000/"], Urls(await k8s.NextSetAsync()));
+    }
+
+    [Fact]
+    public async Task A_watch_that_stays_silent_past_its_timeout_is_restarted()
+    {
+        // A proxy that keeps the stream open after the server's timeoutSeconds: the router gives up on it by itself.
+        await using var k8s = await Harness.StartAsync(api => api.SetList("10", Pod("a", "10.0.0.1", ready: true)),
+            configure: options => (options.WatchTimeoutSeconds, options.RequestTimeout) = (1, TimeSpan.FromSeconds(2)));
+        Assert.Equal(["http://10.0.0.1:8000/"], Urls(await k8s.NextSetAsync()));
+        var silent = await k8s.Api.NextWatchAsync();
+        Assert.Equal("1", silent.Request.TimeoutSeconds);
+
+        var started = DateTime.UtcNow;
+        var next = await k8s.Api.NextWatchAsync();
+        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromSeconds(2), "restarted before the watch's deadline");
+        Assert.Equal("10", next.Request.ResourceVersion);
+        Assert.Single(k8s.Api.Requests, r => r.Watch is null);
+    }
+
+    [Fact]
     public async Task Disposing_the_source_ends_its_watch()
     {
         await using var k8s = await Harness.StartAsync(api => api.SetList("10", Pod("a", "10.0.0.1", ready: true)));
@@ -211,11 +305,11 @@ public sealed class KubernetesDiscoveryTests
         using var serverCertificate = CreateServerCertificate(ca);
         var clusterCa = new X509Certificate2Collection(ca);
 
-        Assert.True(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(clusterCa, serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
-        Assert.False(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(new X509Certificate2Collection(otherCa), serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
-        Assert.False(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(clusterCa, serverCertificate, null,
+        Assert.True(ClusterCa.IsTrusted(clusterCa, serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.False(ClusterCa.IsTrusted(new X509Certificate2Collection(otherCa), serverCertificate, null, SslPolicyErrors.RemoteCertificateChainErrors));
+        Assert.False(ClusterCa.IsTrusted(clusterCa, serverCertificate, null,
             SslPolicyErrors.RemoteCertificateChainErrors | SslPolicyErrors.RemoteCertificateNameMismatch));
-        Assert.False(VllmStack.ServiceDefaults.Kubernetes.KubernetesApiClient.IsTrustedByClusterCa(clusterCa, null, null, SslPolicyErrors.RemoteCertificateNotAvailable));
+        Assert.False(ClusterCa.IsTrusted(clusterCa, null, null, SslPolicyErrors.RemoteCertificateNotAvailable));
     }
 
     [Fact]
@@ -297,13 +391,21 @@ public sealed class KubernetesDiscoveryTests
         return request.CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
     }
 
-    private static X509Certificate2 CreateServerCertificate(X509Certificate2 ca)
+    /// <summary>A serving certificate issued by <paramref name="ca"/> for loopback, or for <paramref name="dnsName"/> alone.</summary>
+    private static X509Certificate2 CreateServerCertificate(X509Certificate2 ca, string? dnsName = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest("CN=kube-apiserver", key, HashAlgorithmName.SHA256);
         var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        names.AddDnsName("localhost");
+        if (dnsName is null)
+        {
+            names.AddIpAddress(IPAddress.Loopback);
+            names.AddDnsName("localhost");
+        }
+        else
+        {
+            names.AddDnsName(dnsName);
+        }
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
@@ -340,7 +442,8 @@ public sealed class KubernetesDiscoveryTests
 
         public RecordingLogger<KubernetesEngineSource> Log { get; } = new();
 
-        public static async Task<Harness> StartAsync(Action<FakeKubernetesApi> arrange, X509Certificate2? ca = null, X509Certificate2? serverCertificate = null)
+        public static async Task<Harness> StartAsync(Action<FakeKubernetesApi> arrange, X509Certificate2? ca = null, X509Certificate2? serverCertificate = null,
+            Action<KubernetesDiscoveryOptions>? configure = null)
         {
             var directory = Directory.CreateTempSubdirectory("vllmstack-k8s-");
             var api = await FakeKubernetesApi.StartAsync(serverCertificate);
@@ -364,6 +467,7 @@ public sealed class KubernetesDiscoveryTests
                 ReconnectDelay = TimeSpan.FromMilliseconds(50),
                 MaxReconnectDelay = TimeSpan.FromMilliseconds(200),
             };
+            configure?.Invoke(options);
             return new Harness(api, directory, options);
         }
 
@@ -396,7 +500,8 @@ public sealed class KubernetesDiscoveryTests
     }
 
     private sealed record RecordedRequest(
-        string Path, string? LabelSelector, string? Watch, string? ResourceVersion, string? AllowWatchBookmarks, string? TimeoutSeconds, string? Authorization);
+        string Path, string? LabelSelector, string? Watch, string? ResourceVersion, string? AllowWatchBookmarks, string? TimeoutSeconds, string? Authorization,
+        string Protocol);
 
     /// <summary>One open watch: the test pushes event lines through it; <see cref="End"/> ends the response normally.</summary>
     private sealed class FakeWatch(RecordedRequest request)
@@ -430,6 +535,9 @@ public sealed class KubernetesDiscoveryTests
 
         /// <summary>Statuses answered, in order, to the next watch requests instead of a stream.</summary>
         public ConcurrentQueue<HttpStatusCode> WatchFailures { get; } = new();
+
+        /// <summary>False: a watch's response headers wait for its first event, as from an API server that hangs.</summary>
+        public bool FlushWatchHeaders { get; set; } = true;
 
         public static async Task<FakeKubernetesApi> StartAsync(X509Certificate2? serverCertificate)
         {
@@ -478,11 +586,13 @@ public sealed class KubernetesDiscoveryTests
             var request = new RecordedRequest(
                 context.Request.Path,
                 query.TryGetValue("labelSelector", out var selector) ? selector.ToString() : null,
-                query.TryGetValue("watch", out var watch) ? watch.ToString() : null,
+                // watch=false is a list, as the API server reads it (the client sends it on lists).
+                query.TryGetValue("watch", out var watch) && watch != "false" ? watch.ToString() : null,
                 query.TryGetValue("resourceVersion", out var version) ? version.ToString() : null,
                 query.TryGetValue("allowWatchBookmarks", out var bookmarks) ? bookmarks.ToString() : null,
                 query.TryGetValue("timeoutSeconds", out var timeout) ? timeout.ToString() : null,
-                context.Request.Headers.Authorization.ToString() is { Length: > 0 } authorization ? authorization : null);
+                context.Request.Headers.Authorization.ToString() is { Length: > 0 } authorization ? authorization : null,
+                context.Request.Protocol);
             Requests.Enqueue(request);
 
             var isWatch = request.Watch == "true";
@@ -509,7 +619,12 @@ public sealed class KubernetesDiscoveryTests
 
             var fakeWatch = new FakeWatch(request);
             _allWatches.Enqueue(fakeWatch);
+            // The API server flushes a watch's headers at once (Kestrel holds them until the first write otherwise).
             await context.Response.StartAsync(context.RequestAborted);
+            if (FlushWatchHeaders)
+            {
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+            }
             _watches.Writer.TryWrite(fakeWatch);
             try
             {

@@ -20,7 +20,7 @@ public sealed class KubernetesDiscoveryOptions
     /// <summary>Base URL of the API server; <c>http://</c> is allowed for <c>kubectl proxy</c> and tests.</summary>
     public Uri? ApiServer { get; set; } = InCluster.ApiServer();
 
-    /// <summary>Bearer token file, re-read on every (re)connect because projected tokens rotate. Absent: no token is sent.</summary>
+    /// <summary>Bearer token file, re-read for every request because projected tokens rotate. Absent: no token is sent.</summary>
     public string TokenPath { get; set; } = InCluster.TokenPath;
 
     /// <summary>PEM bundle of the cluster CA that must sign the API server's certificate. Absent: the system roots are used.</summary>

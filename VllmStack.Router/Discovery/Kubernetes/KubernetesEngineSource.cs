@@ -1,12 +1,11 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using System.Security.Cryptography.X509Certificates;
-using System.Text;
+using System.Runtime.ExceptionServices;
 using System.Text.Json;
 using System.Threading.Channels;
+using k8s;
+using k8s.Models;
 using VllmStack.ServiceDefaults.Kubernetes;
 
 namespace VllmStack.Router.Discovery;
@@ -14,7 +13,7 @@ namespace VllmStack.Router.Discovery;
 /// <summary>
 /// Engines are the ready pods matching a label selector. Lists them through the Kubernetes API, then follows
 /// the watch stream from the list's resource version, re-listing when that version has expired (410 Gone).
-/// Talks plain HTTPS with the service-account token and cluster CA (KubernetesClient does not restore here).
+/// Talks to the API server through KubernetesClient (<see cref="KubernetesApi"/>: service-account token, cluster CA).
 /// </summary>
 public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
 {
@@ -22,8 +21,7 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
 
     private readonly KubernetesDiscoveryOptions _options;
     private readonly ILogger<KubernetesEngineSource> _logger;
-    private readonly KubernetesApiClient _api;
-    private readonly string _podsQuery;
+    private readonly k8s.Kubernetes _client;
     private readonly CancellationTokenSource _disposed = new();
 
     public KubernetesEngineSource(KubernetesDiscoveryOptions options, ILogger<KubernetesEngineSource> logger)
@@ -37,8 +35,7 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
         }
         _options = options;
         _logger = logger;
-        _api = new KubernetesApiClient(options.ApiServer!, options.TokenPath, options.CaCertificatePath, options.RequestTimeout, "VllmStack.Router", logger);
-        _podsQuery = $"api/v1/namespaces/{Uri.EscapeDataString(options.Namespace)}/pods?labelSelector={Uri.EscapeDataString(options.LabelSelector)}";
+        _client = KubernetesApi.Create(options.ApiServer!, options.TokenPath, options.CaCertificatePath, options.RequestTimeout, "VllmStack.Router", logger);
     }
 
     public string Name => "kubernetes";
@@ -72,7 +69,7 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
     {
         // Cancel first so that running watches end quietly rather than fail on a disposed client.
         _disposed.Cancel();
-        _api.Dispose();
+        _client.Dispose();
     }
 
     private async Task RunAsync(EngineSetWriter output, CancellationToken cancellationToken)
@@ -133,23 +130,18 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
     {
         var listed = new List<PodInfo>();
         string? continueToken = null;
-        string resourceVersion;
+        V1PodList page;
         do
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(_options.RequestTimeout);
-            var url = $"{_podsQuery}&limit={ListPageSize}";
-            if (continueToken is not null)
-            {
-                url += $"&continue={Uri.EscapeDataString(continueToken)}";
-            }
-            using var response = await SendAsync(url, "list", deadline.Token);
-            await using var body = await response.Content.ReadAsStreamAsync(deadline.Token);
-            using var document = await JsonDocument.ParseAsync(body, default, deadline.Token);
-            (resourceVersion, continueToken) = PodJson.ReadList(document.RootElement, _options.Port, listed);
+            page = await _client.CoreV1.ListNamespacedPodAsync(_options.Namespace, continueParameter: continueToken,
+                labelSelector: _options.LabelSelector, limit: ListPageSize, cancellationToken: deadline.Token);
+            listed.AddRange(page.Items.Select(pod => PodInfo.From(pod, _options.Port)).OfType<PodInfo>());
+            continueToken = page.Metadata?.ContinueProperty;
         }
         while (!string.IsNullOrEmpty(continueToken));
-        pods.Reset(listed, resourceVersion);
+        pods.Reset(listed, page.Metadata?.ResourceVersion ?? "");
     }
 
     /// <summary>Follows the watch from the table's resource version until that version expires, re-watching after normal ends and failures.</summary>
@@ -162,7 +154,7 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
             {
                 end = await WatchOnceAsync(pods, output, backoff, cancellationToken);
             }
-            catch (KubernetesApiException e) when (e.StatusCode == HttpStatusCode.Gone)
+            catch (Exception e) when (KubernetesApiError.From(e) is { StatusCode: HttpStatusCode.Gone })
             {
                 end = WatchEnd.Expired;
             }
@@ -186,100 +178,109 @@ public sealed partial class KubernetesEngineSource : IEngineSource, IDisposable
         }
     }
 
+    /// <summary>
+    /// One watch request, followed until the server ends it, its deadline passes, or an ERROR event arrives: a 410
+    /// there means the resource version expired; any other ERROR event, or an object that cannot be read, is thrown.
+    /// </summary>
     private async Task<WatchEnd> WatchOnceAsync(PodTable pods, EngineSetWriter output, ReconnectBackoff backoff, CancellationToken cancellationToken)
     {
+        // The server ends the watch after timeoutSeconds; the slack covers a server or proxy that does not, so that a
+        // stream gone quiet is restarted. (The response headers have their own, shorter, timeout: KubernetesApi.)
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(_options.RequestTimeout);
-        var url = $"{_podsQuery}&watch=true&allowWatchBookmarks=true&timeoutSeconds={_options.WatchTimeoutSeconds}";
-        if (pods.ResourceVersion.Length > 0)
-        {
-            url += $"&resourceVersion={Uri.EscapeDataString(pods.ResourceVersion)}";
-        }
-        using var response = await SendAsync(url, "watch", deadline.Token);
-        backoff.Reset();
-        // The server ends the watch after timeoutSeconds; the slack covers a server or proxy that does not.
         deadline.CancelAfter(TimeSpan.FromSeconds(_options.WatchTimeoutSeconds) + _options.RequestTimeout);
-
+        Exception? streamError = null;
         var events = 0;
         try
         {
-            await using var body = await response.Content.ReadAsStreamAsync(deadline.Token);
-            using var reader = new StreamReader(body, Encoding.UTF8);
-            while (await reader.ReadLineAsync(deadline.Token) is { } line)
+            var stream = _client.CoreV1.WatchListNamespacedPodAsync(_options.Namespace, allowWatchBookmarks: true,
+                labelSelector: _options.LabelSelector, resourceVersion: pods.ResourceVersion.Length > 0 ? pods.ResourceVersion : null,
+                timeoutSeconds: _options.WatchTimeoutSeconds,
+                // The package reports ERROR events and unreadable lines here and reads on; stop at the first instead.
+                onError: e =>
+                {
+                    streamError ??= e;
+                    deadline.Cancel();
+                },
+                cancellationToken: deadline.Token);
+            await foreach (var (type, pod) in stream)
             {
-                if (string.IsNullOrWhiteSpace(line))
+                if (events++ == 0)
                 {
-                    continue;
+                    backoff.Reset();
                 }
-                var watchEvent = PodJson.ReadEvent(line, _options.Port);
-                if (watchEvent.Type == WatchEventType.Error)
-                {
-                    if (watchEvent.ErrorCode == (int)HttpStatusCode.Gone)
-                    {
-                        return WatchEnd.Expired;
-                    }
-                    throw new KubernetesApiException((HttpStatusCode)(watchEvent.ErrorCode ?? 500), "watch", watchEvent.ErrorMessage ?? "ERROR event");
-                }
-
-                events++;
-                Apply(pods, watchEvent);
+                Apply(pods, type, pod);
                 if (output.Publish(pods.Engines(), force: false))
                 {
                     LogEnginesChanged(output.Count, _options.Namespace, _options.LabelSelector);
                 }
             }
         }
+        catch (OperationCanceledException) when (streamError is not null)
+        {
+            // Stopped at the error, handled below.
+        }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && deadline.IsCancellationRequested)
         {
             LogWatchDeadline(_options.WatchTimeoutSeconds);
         }
+        catch (HttpRequestException e) when (e.InnerException is EndOfStreamException)
+        {
+            // The package waits for the first event before it returns the stream: this is a watch that ended without one.
+        }
+
+        if (streamError is not null)
+        {
+            if (KubernetesApiError.From(streamError) is { StatusCode: HttpStatusCode.Gone })
+            {
+                return WatchEnd.Expired;
+            }
+            ExceptionDispatchInfo.Throw(streamError);
+        }
+        backoff.Reset();
         return events > 0 ? WatchEnd.Progressed : WatchEnd.Quiet;
     }
 
-    private void Apply(PodTable pods, WatchEvent watchEvent)
+    private void Apply(PodTable pods, WatchEventType type, V1Pod pod)
     {
-        switch (watchEvent.Type)
+        switch (type)
         {
-            case WatchEventType.Added or WatchEventType.Modified when watchEvent.Pod is { } pod:
-                pods.Upsert(pod);
+            case WatchEventType.Added or WatchEventType.Modified when PodInfo.From(pod, _options.Port) is { } info:
+                pods.Upsert(info);
                 break;
-            case WatchEventType.Deleted when watchEvent.Pod is { } pod:
-                pods.Remove(pod.Key);
+            case WatchEventType.Deleted when PodInfo.From(pod, _options.Port) is { } info:
+                pods.Remove(info.Key);
                 break;
             case WatchEventType.Bookmark:
                 break;
             default:
-                LogIgnoredEvent(watchEvent.Type);
+                LogIgnoredEvent(type);
                 break;
         }
         pods.EventsSinceList++;
-        if (!string.IsNullOrEmpty(watchEvent.ResourceVersion))
+        if (pod.Metadata?.ResourceVersion is { Length: > 0 } resourceVersion)
         {
-            pods.ResourceVersion = watchEvent.ResourceVersion;
+            pods.ResourceVersion = resourceVersion;
         }
     }
-
-    private Task<HttpResponseMessage> SendAsync(string relativeUrl, string verb, CancellationToken cancellationToken) =>
-        _api.SendAsync(HttpMethod.Get, relativeUrl, null, verb, cancellationToken);
 
     private async Task DelayAfterFailureAsync(Exception failure, string verb, ReconnectBackoff backoff, CancellationToken cancellationToken)
     {
         var delay = backoff.NextDelay();
-        switch (failure)
+        switch (KubernetesApiError.From(failure))
         {
-            case KubernetesApiException { StatusCode: HttpStatusCode.Forbidden } e:
-                LogForbidden(e.Verb, _options.Namespace, e.Message, delay);
+            case { StatusCode: HttpStatusCode.Forbidden } e:
+                LogForbidden(verb, _options.Namespace, e.Message, delay);
                 break;
-            case KubernetesApiException { StatusCode: HttpStatusCode.Unauthorized } e:
-                LogUnauthorized(e.Verb, _options.Namespace, e.Message, _options.TokenPath, delay);
+            case { StatusCode: HttpStatusCode.Unauthorized } e:
+                LogUnauthorized(verb, _options.Namespace, e.Message, _options.TokenPath, delay);
                 break;
-            case KubernetesApiException e:
-                LogApiFailure(e.Verb, _options.Namespace, (int)e.StatusCode, e.Message, delay);
+            case { } e:
+                LogApiFailure(verb, _options.Namespace, (int)e.StatusCode, e.Message, delay);
                 break;
-            case OperationCanceledException:
+            case null when failure is OperationCanceledException:
                 LogTimedOut(verb, _options.Namespace, _options.RequestTimeout, delay);
                 break;
-            case HttpRequestException or IOException or SocketException or JsonException:
+            case null when failure is HttpRequestException or IOException or SocketException or JsonException:
                 LogRequestFailed(failure, verb, _options.Namespace, delay);
                 break;
             default:
