@@ -35,7 +35,7 @@ if (problems.Count > 0)
     return await ServiceStartup.ReportProblemsAsync(problems);
 }
 
-builder.AddServiceDefaults();
+builder.AddServiceDefaults(o => o.Prometheus.InstrumentFilter = RouterMetrics.Exported);
 builder.UseConciseConsoleLogging();
 // YARP logs every forwarded request at Information, and each failure it reports once more than the router, which logs
 // and counts engine failures itself: its warnings are enough.

@@ -140,6 +140,10 @@ public sealed class RouterApiTests(TwoEngineRouterFixture fixture) : IClassFixtu
         Assert.Contains(metrics, s => s.Name == "vllm:current_qps" && s.Labels.ContainsKey("server"));
         Assert.True(metrics.Sum("vllmstack:router_added_latency_seconds_count") >= 1);
         Assert.True(metrics.Sum("vllm:request_latency_seconds_count") >= 1);
+        // The runtime's own metrics, but not its per-request HTTP meters (they cost throughput; OTLP carries them).
+        Assert.Contains(metrics, s => s.Name.StartsWith("dotnet_", StringComparison.Ordinal));
+        Assert.DoesNotContain(metrics, s => s.Name.StartsWith("http_", StringComparison.Ordinal) || s.Name.StartsWith("kestrel_", StringComparison.Ordinal)
+            || s.Name.StartsWith("aspnetcore_", StringComparison.Ordinal));
     }
 
     private async Task<Dictionary<string, long>> RequestsPerEngineAsync()
