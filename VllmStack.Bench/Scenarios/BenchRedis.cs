@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace VllmStack.Bench.Scenarios;
 
@@ -23,27 +21,15 @@ public sealed class BenchRedis : IAsyncDisposable
 
     public static async Task<BenchRedis> StartAsync(CancellationToken cancellationToken)
     {
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         var process = Process.Start(new ProcessStartInfo("redis-server",
             ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]) { RedirectStandardOutput = true })
             ?? throw new InvalidOperationException("redis-server did not start (apt-get install redis-server)");
         var redis = new BenchRedis(process, port);
         try
         {
-            // Ready when it accepts a connection; bounded.
-            for (var attempt = 0; ; attempt++)
-            {
-                try
-                {
-                    using var client = new TcpClient();
-                    await client.ConnectAsync(IPAddress.Loopback, port, cancellationToken);
-                    return redis;
-                }
-                catch (SocketException) when (attempt < 100 && !process.HasExited)
-                {
-                    await Task.Delay(50, cancellationToken);
-                }
-            }
+            await LoopbackPort.WaitUntilAcceptingAsync(port, process, cancellationToken);
+            return redis;
         }
         catch
         {
@@ -60,12 +46,5 @@ public sealed class BenchRedis : IAsyncDisposable
         }
         await _process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
         _process.Dispose();
-    }
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

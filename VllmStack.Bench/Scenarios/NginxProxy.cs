@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace VllmStack.Bench.Scenarios;
 
@@ -34,7 +32,7 @@ public sealed class NginxProxy : IAsyncDisposable
     public static async Task<NginxProxy> StartAsync(string nginx, Uri upstream, CancellationToken cancellationToken)
     {
         var directory = Directory.CreateTempSubdirectory("vllmstack-nginx-").FullName;
-        var port = BenchRedis.FreePort();
+        var port = LoopbackPort.Free();
         var config = Path.Combine(directory, "nginx.conf");
         var temp = Path.Combine(directory, "temp");
         await File.WriteAllTextAsync(config, $$"""
@@ -75,19 +73,8 @@ public sealed class NginxProxy : IAsyncDisposable
         var proxy = new NginxProxy(process, directory, new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}/"));
         try
         {
-            for (var attempt = 0; ; attempt++)
-            {
-                try
-                {
-                    using var client = new TcpClient();
-                    await client.ConnectAsync(IPAddress.Loopback, port, cancellationToken);
-                    return proxy;
-                }
-                catch (SocketException) when (attempt < 100 && !process.HasExited)
-                {
-                    await Task.Delay(50, cancellationToken);
-                }
-            }
+            await LoopbackPort.WaitUntilAcceptingAsync(port, process, cancellationToken);
+            return proxy;
         }
         catch
         {
