@@ -7,7 +7,7 @@ namespace VllmStack.Router.Forwarding;
 /// client's own failures (a broken upload, the size limit), and times the engine: between two reads the engine is
 /// taking the last chunk, and once the body has all gone the engine owes its response headers.
 /// </summary>
-public sealed class AttemptBody(ReadOnlyMemory<byte> head, Stream? rest, long limit, AttemptTimer timer, TimeSpan stallTimeout, TimeSpan headersTimeout) : Stream
+public sealed class AttemptBody(ReadOnlyMemory<byte> head, Stream? rest, long limit, AttemptTimer timer) : Stream
 {
     private int _headSent;
     private long _sent;
@@ -85,11 +85,11 @@ public sealed class AttemptBody(ReadOnlyMemory<byte> head, Stream? rest, long li
         if (count == 0)
         {
             Completed = true;
-            timer.Arm(headersTimeout, $"no response headers within {headersTimeout.TotalSeconds:0.###} s");
+            timer.AwaitResponseHeaders();
         }
         else
         {
-            timer.Arm(stallTimeout, $"the engine took no request body for {stallTimeout.TotalSeconds:0.###} s");
+            timer.AwaitBodyTaken();
         }
         return count;
     }

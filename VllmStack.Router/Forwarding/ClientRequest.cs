@@ -54,17 +54,17 @@ public sealed class ClientRequest : IDisposable
     /// The body of one attempt, timed by <paramref name="timer"/> (see <see cref="AttemptBody"/>); for a streamed body,
     /// only while <see cref="CanResend"/>. A held body is handed out from the same memory every time, never copied.
     /// </summary>
-    public AttemptBody CreateBody(AttemptTimer timer, TimeSpan stallTimeout, TimeSpan headersTimeout)
+    public AttemptBody CreateBody(AttemptTimer timer)
     {
         if (_streamed is null)
         {
-            return new AttemptBody(_body, null, _body.Length, timer, stallTimeout, headersTimeout);
+            return new AttemptBody(_body, null, _body.Length, timer);
         }
         if (!CanResend)
         {
             throw new InvalidOperationException("The streamed body was already sent.");
         }
-        return _lastStreamed = new AttemptBody(_body, _streamed.Rest, _streamed.Limit, timer, stallTimeout, headersTimeout);
+        return _lastStreamed = new AttemptBody(_body, _streamed.Rest, _streamed.Limit, timer);
     }
 
     public void Dispose()

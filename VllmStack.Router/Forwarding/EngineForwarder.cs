@@ -63,12 +63,17 @@ public sealed class EngineForwarder : IDisposable
     private readonly ForwardingOptions _options;
     private readonly RouterMetrics _metrics;
     private readonly ForwarderRequestConfig _requestConfig;
+    private readonly TimeSpan _responseHeadersTimeout;
+    private readonly TimeSpan _bodyStallTimeout;
 
     public EngineForwarder(IHttpForwarder forwarder, RouterOptions options, RouterMetrics metrics)
     {
         _forwarder = forwarder;
         _options = options.Forwarding;
         _metrics = metrics;
+        _responseHeadersTimeout = TimeSpan.FromSeconds(_options.ResponseHeadersTimeout);
+        // An engine that takes none of the body for the idle timeout is as silent as one that sends no body byte.
+        _bodyStallTimeout = TimeSpan.FromSeconds(_options.IdleTimeout);
         _invoker = new HttpMessageInvoker(new HeldBodyHandler(new SocketsHttpHandler
         {
             ConnectTimeout = TimeSpan.FromSeconds(_options.ConnectTimeout),
@@ -104,12 +109,11 @@ public sealed class EngineForwarder : IDisposable
     public async Task<AttemptResult> ForwardAsync(HttpContext context, Uri engine, ClientRequest request, string requestId, Func<int, bool> retryStatus)
     {
         var clientAborted = context.RequestAborted;
-        using var timer = new AttemptTimer();
-        var headersTimeout = TimeSpan.FromSeconds(_options.ResponseHeadersTimeout);
-        var body = request.CreateBody(timer, TimeSpan.FromSeconds(_options.IdleTimeout), headersTimeout);
+        using var timer = new AttemptTimer(_responseHeadersTimeout, _bodyStallTimeout);
+        var body = request.CreateBody(timer);
         PrepareContext(context, request, body, requestId);
         // Until the body starts (connecting, sending the headers), the whole wait is bounded like the wait for headers.
-        timer.Arm(headersTimeout, $"no response headers within {_options.ResponseHeadersTimeout} s");
+        timer.AwaitResponseHeaders();
         var transformer = new EngineTransformer(_options, _metrics, timer, body, requestId, retryStatus);
         var error = await _forwarder.SendAsync(context, engine.AbsoluteUri, _invoker, _requestConfig, transformer, timer.Token).ConfigureAwait(false);
         if (error != ForwarderError.None && !context.Response.HasStarted)
