@@ -15,8 +15,8 @@ namespace VllmStack.Hosting.Autoscaler;
 /// <summary>
 /// The one thing a local autoscaler needs from the AppHost: an engine group's wanted replica count, read and set —
 /// <c>GET /api/resources/{name}</c> (<c>{"name", "desiredReplicas", "maxReplicas"}</c>) and
-/// <c>PUT /api/resources/{name}/replicas {"replicas": n}</c> (errors in OpenAI's shape) — on a loopback port inside the AppHost process, which
-/// scales through the group's own controller (Aspire's start and stop commands, the graceful retire). On Kubernetes the
+/// <c>PUT /api/resources/{name}/replicas {"replicas": n}</c>, answered as soon as the count is set (errors in OpenAI's
+/// shape) — on a loopback port inside the AppHost process, which scales through the group's own controller (Aspire's start and stop commands, the graceful retire). On Kubernetes the
 /// autoscaler patches the Deployment's scale subresource instead.
 /// </summary>
 public sealed class ScalingApi : IAsyncDisposable
@@ -62,10 +62,10 @@ public sealed class ScalingApi : IAsyncDisposable
             {
                 return Error(StatusCodes.Status400BadRequest, $"'{name}' runs 0 to {group.MaxReplicas} replicas, not {replicas}.", param: "replicas");
             }
-            var result = await group.ScaleAsync(replicas, token).ConfigureAwait(false);
-            return result.Success
-                ? Results.Json(new { name, desiredReplicas = group.DesiredReplicas })
-                : Error(StatusCodes.Status503ServiceUnavailable, result.Message ?? "Scaling failed.");
+            // Declarative, as a Deployment's scale: the count is set now, the replicas follow (the drain alone takes
+            // seconds, longer than a caller should wait); failures are in the group's log and dashboard state.
+            _ = group.SetDesiredReplicas(replicas);
+            return Results.Json(new { name, desiredReplicas = group.DesiredReplicas });
         });
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

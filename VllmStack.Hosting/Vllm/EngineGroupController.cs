@@ -31,6 +31,7 @@ public sealed class EngineGroupController
     private readonly Dictionary<int, ReplicaView> _replicas = [];
     private readonly HashSet<int> _wanted = [];
     private readonly HashSet<int> _retiring = [];
+    private readonly HashSet<int> _stopsSent = [];
     private readonly ConcurrentDictionary<int, TimeSpan> _restartDelay = new();
     private IServiceProvider? _services;
     private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
@@ -144,59 +145,105 @@ public sealed class EngineGroupController
     }
 
     /// <summary>
-    /// Runs <paramref name="replicas"/> replicas (clamped to 0 … <see cref="MaxReplicas"/>): starts the lowest-numbered
-    /// stopped ones, or retires the highest-numbered running ones — out of the routers' lists, <see cref="DrainTime"/> to
-    /// finish what they serve, then Aspire's stop (SIGTERM, and a kill if the process does not end).
+    /// Runs <paramref name="replicas"/> replicas and waits until the change is made; see <see cref="SetDesiredReplicas"/>.
+    /// Cancelling stops the wait, never the change: a half-made change would leave replicas out of the routers' lists
+    /// but still running.
     /// </summary>
-    public async Task<ExecuteCommandResult> ScaleAsync(int replicas, CancellationToken cancellationToken)
+    public Task<ExecuteCommandResult> ScaleAsync(int replicas, CancellationToken cancellationToken) =>
+        SetDesiredReplicas(replicas).WaitAsync(cancellationToken);
+
+    /// <summary>
+    /// Sets the replicas the group runs (clamped to 0 … <see cref="MaxReplicas"/>) at once, as a Deployment's scale
+    /// subresource does, and makes the change on the application's lifetime: it starts the lowest-numbered stopped
+    /// replicas — a retiring one that still runs is simply kept —, or retires the highest-numbered running ones: out of
+    /// the routers' lists, <see cref="DrainTime"/> to finish what they serve, then Aspire's stop (SIGTERM, and a kill if
+    /// the process does not end). The task ends when the change is made; failures are logged and in its result.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The application has not started.</exception>
+    public Task<ExecuteCommandResult> SetDesiredReplicas(int replicas)
     {
         var commands = _services?.GetRequiredService<ResourceCommandService>()
             ?? throw new InvalidOperationException($"Engine group '{Name}' has not started.");
         replicas = Math.Clamp(replicas, 0, MaxReplicas);
+        List<int> kept;
         List<int> start;
         List<int> retire;
         lock (_lock)
         {
-            start = [.. Enumerable.Range(0, MaxReplicas).Where(i => !_wanted.Contains(i)).Take(Math.Max(0, replicas - _wanted.Count))];
+            var missing = Math.Max(0, replicas - _wanted.Count);
+            kept = [.. _retiring.Order().Take(missing)];
+            start = [.. Enumerable.Range(0, MaxReplicas).Where(i => !_wanted.Contains(i) && !_retiring.Contains(i)).Take(missing - kept.Count)];
             retire = [.. _wanted.OrderDescending().Take(Math.Max(0, _wanted.Count - replicas))];
+            _retiring.ExceptWith(kept);
+            _wanted.UnionWith(kept);
             _wanted.UnionWith(start);
             _wanted.ExceptWith(retire);
             _retiring.UnionWith(retire);
         }
-        if (start.Count + retire.Count > 0)
+        if (kept.Count + start.Count + retire.Count > 0)
         {
-            _logger.LogInformation("Scaling engine group {Group} to {Replicas} replicas: starting {Start}, retiring {Retire}",
-                Name, replicas, string.Join(", ", start.Select(_group.ReplicaName)), string.Join(", ", retire.Select(_group.ReplicaName)));
+            _logger.LogInformation("Scaling engine group {Group} to {Replicas} replicas: starting {Start}, keeping {Kept}, retiring {Retire}",
+                Name, replicas, string.Join(", ", start.Select(_group.ReplicaName)), string.Join(", ", kept.Select(_group.ReplicaName)),
+                string.Join(", ", retire.Select(_group.ReplicaName)));
         }
-        await PublishStateAsync().ConfigureAwait(false);
         WriteEngineLists();
+        return ApplyAsync(commands, replicas, start, retire);
+    }
+
+    private async Task<ExecuteCommandResult> ApplyAsync(ResourceCommandService commands, int replicas, List<int> start, List<int> retire)
+    {
         var failures = new List<string>();
-        foreach (var index in start)
+        try
         {
-            _restartDelay.TryRemove(index, out _);
-            var result = await commands.ExecuteCommandAsync(_group.ReplicaResources[index], KnownResourceCommands.StartCommand, cancellationToken).ConfigureAwait(false);
-            if (!result.Success)
+            await PublishStateAsync().ConfigureAwait(false);
+            foreach (var index in start)
             {
-                failures.Add($"{_group.ReplicaName(index)}: {result.Message}");
-            }
-        }
-        if (retire.Count > 0)
-        {
-            // Routers drop the retiring replicas from their lists within a second; what they already sent finishes.
-            await Task.Delay(DrainTime, cancellationToken).ConfigureAwait(false);
-            foreach (var index in retire)
-            {
-                var result = await commands.ExecuteCommandAsync(_group.ReplicaResources[index], KnownResourceCommands.StopCommand, cancellationToken).ConfigureAwait(false);
+                _restartDelay.TryRemove(index, out _);
+                var result = await commands.ExecuteCommandAsync(_group.ReplicaResources[index], KnownResourceCommands.StartCommand, _stopping).ConfigureAwait(false);
                 if (!result.Success)
                 {
                     failures.Add($"{_group.ReplicaName(index)}: {result.Message}");
                 }
             }
+            if (retire.Count > 0)
+            {
+                // Routers drop the retiring replicas from their lists within a second; what they already sent finishes.
+                await Task.Delay(DrainTime, _stopping).ConfigureAwait(false);
+                foreach (var index in retire)
+                {
+                    lock (_lock)
+                    {
+                        if (!_retiring.Contains(index))
+                        {
+                            continue; // wanted again while it drained
+                        }
+                        _stopsSent.Add(index);
+                    }
+                    var result = await commands.ExecuteCommandAsync(_group.ReplicaResources[index], KnownResourceCommands.StopCommand, _stopping).ConfigureAwait(false);
+                    if (!result.Success)
+                    {
+                        failures.Add($"{_group.ReplicaName(index)}: {result.Message}");
+                    }
+                }
+            }
+            await PublishStateAsync().ConfigureAwait(false);
         }
-        await PublishStateAsync().ConfigureAwait(false);
-        return failures.Count == 0
-            ? CommandResults.Success()
-            : CommandResults.Failure($"Scaling {Name} to {replicas}: {string.Join("; ", failures)}");
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            return CommandResults.Failure("The application is stopping.");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Nobody may be awaiting this change (the scaling API does not): the log is where it must show.
+            failures.Add(e.Message);
+        }
+        if (failures.Count == 0)
+        {
+            return CommandResults.Success();
+        }
+        var message = $"Scaling {Name} to {replicas}: {string.Join("; ", failures)}";
+        _logger.LogWarning("{Message}", message);
+        return CommandResults.Failure(message);
     }
 
     /// <summary>POSTs to a vLLM route on every running replica (sleep mode's <c>/sleep</c> and <c>/wake_up</c>).</summary>
@@ -276,8 +323,16 @@ public sealed class EngineGroupController
         lock (_lock)
         {
             _retiring.Remove(index);
+            var stopped = _stopsSent.Remove(index);
             if (!_wanted.Contains(index))
             {
+                return;
+            }
+            if (stopped)
+            {
+                // Wanted again after we stopped it: start it again at once.
+                _logger.LogInformation("Replica {Replica} was retired but is wanted again; starting it", _group.ReplicaName(index));
+                _ = RestartAsync(index, TimeSpan.Zero);
                 return;
             }
             if (view.ExitCode == 0 && view.State != KnownResourceStates.FailedToStart)

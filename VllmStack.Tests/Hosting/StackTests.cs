@@ -10,6 +10,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using OpenAI;
 using OpenAI.Chat;
 using VllmStack.Hosting.Autoscaler;
+using VllmStack.Hosting.Vllm;
 using VllmStack.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -173,6 +174,35 @@ public sealed class StackTests(StackFixture stack, ITestOutputHelper output)
         using var garbage = await api.PutAsync("api/resources/engine/replicas", new StringContent("{nope", System.Text.Encoding.UTF8, "application/json"), cts.Token);
         await AssertErrorAsync(garbage, HttpStatusCode.BadRequest, "BadRequestError", "The body must be {\"replicas\": n}");
         Assert.Equal(2, App.EngineGroup("engine").DesiredReplicas);
+    }
+
+    [Fact]
+    public async Task The_scaling_api_answers_at_once_and_a_replica_wanted_again_while_it_drains_keeps_running()
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        using var api = new HttpClient { BaseAddress = App.Services.GetRequiredService<ScalingApi>().Url };
+        using var router = App.CreateHttpClientWithoutRetries("router");
+        var pid = App.ProgramProcessId("engine-1") ?? throw new InvalidOperationException("engine-1 is not running.");
+
+        // The answer comes with the count set, not after the drain and stop (an autoscaler's call would time out).
+        using (var down = await api.PutAsJsonAsync("api/resources/engine/replicas", new { replicas = 1 }, cts.Token))
+        {
+            Assert.Equal(HttpStatusCode.OK, down.StatusCode);
+            Assert.Equal(1, JsonNode.Parse(await down.Content.ReadAsStringAsync(cts.Token))!["desiredReplicas"]!.GetValue<int>());
+        }
+        Assert.Equal(KnownResourceStates.Running, App.Snapshot("engine-1").State?.Text);
+
+        // Wanted again before its drain ends: the same process serves again, not a new one.
+        using (var up = await api.PutAsJsonAsync("api/resources/engine/replicas", new { replicas = 2 }, cts.Token))
+        {
+            Assert.Equal(HttpStatusCode.OK, up.StatusCode);
+        }
+        await AspireApps.WaitForRoutableEnginesAsync(router, 2, cts.Token);
+        await Task.Delay(EngineGroupController.DrainTime + TimeSpan.FromSeconds(2), cts.Token);
+        Assert.Equal(KnownResourceStates.Running, App.Snapshot("engine-1").State?.Text);
+        Assert.Equal(pid, App.ProgramProcessId("engine-1"));
+        Assert.Equal(2, App.EngineGroup("engine").DesiredReplicas);
+        await AspireApps.WaitForRoutableEnginesAsync(router, 2, cts.Token);
     }
 
     private static async Task AssertErrorAsync(HttpResponseMessage response, HttpStatusCode status, string type, string message)
