@@ -25,7 +25,7 @@ public static class ChaosMigration
 
     public sealed record Row(
         string Config, int Run, int Requests, int Completed, int ErrorFrames, int Resumed, double ResumedGapMedianMs, double ResumedGapP90Ms,
-        double UsualGapMs, double RouterDelayMeanMs, double PooledTokensFetched);
+        double UsualGapMs, double RouterDelayMeanMs, double PooledTokensFetched, string Migrations, string RequestsPerEngine);
 
     public static readonly IReadOnlyList<Config> Configs =
     [
@@ -44,7 +44,7 @@ public static class ChaosMigration
                 var row = await RunOneAsync(settings, config, run, cancellationToken);
                 rows.Add(row);
                 Console.WriteLine($"run {run} {config.Name,-30} completed {row.Completed}/{row.Requests}, error frames {row.ErrorFrames}, resumed {row.Resumed}, "
-                    + $"gap at migration median {row.ResumedGapMedianMs:F0} ms p90 {row.ResumedGapP90Ms:F0} ms (usual {row.UsualGapMs:F0} ms), router delay {row.RouterDelayMeanMs:F0} ms, pooled tokens fetched {row.PooledTokensFetched:F0}");
+                    + $"gap at migration median {row.ResumedGapMedianMs:F0} ms p90 {row.ResumedGapP90Ms:F0} ms (usual {row.UsualGapMs:F0} ms), router delay {row.RouterDelayMeanMs:F0} ms, pooled tokens fetched {row.PooledTokensFetched:F0}; {row.Migrations}; per engine {row.RequestsPerEngine}");
             }
         }
         Console.WriteLine();
@@ -60,7 +60,7 @@ public static class ChaosMigration
         }
         Directory.CreateDirectory(settings.OutputDirectory);
         var file = Path.Combine(settings.OutputDirectory, $"chaos-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}.json");
-        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(new { scenario = "chaos", settings, rows }, new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(new { scenario = "chaos", settings, rows }, new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }), cancellationToken);
         Console.WriteLine($"written: {file}");
         return rows;
     }
@@ -135,14 +135,18 @@ public static class ChaosMigration
                 pooled += PrometheusTextParser.Parse(await engineHttp.GetStringAsync("metrics", cancellationToken)).Sum("vllm:external_prefix_cache_hits_total");
             }
 
-            // A resumed stream shows one gap far above its usual inter-token gap: the migration point.
+            // A resumed stream shows one gap far above its usual inter-token gap, at the migration point: the streams the router
+            // resumed are taken to be those with the largest such gaps.
             var usual = Median(streamOutcomes.SelectMany(s => s.GapsMs));
             var resumedGaps = streamOutcomes.Where(s => s.Completed && s.GapsMs.Count > 0)
-                .Select(s => s.GapsMs.Max()).Where(g => g > Math.Max(100, 5 * usual)).Order().ToList();
+                .Select(s => s.GapsMs.Max()).OrderDescending().Take(config.Migration ? resumedByRouter : 0).Order().ToList();
+            var migrations = string.Join(' ', metrics.Where(s => s.Name == "vllmstack:router_stream_migrations_total")
+                .Select(s => $"{s.Labels.GetValueOrDefault("reason")}/{s.Labels.GetValueOrDefault("outcome")}={s.Value}"));
+            var perEngine = string.Join('/', metrics.Where(s => s.Name == "vllm:num_incoming_requests_total").Select(s => s.Value));
             return new Row(config.Name, run, settings.Streams + settings.Plain,
                 streamOutcomes.Count(s => s.Completed) + plainOutcomes.Count(ok => ok), streamOutcomes.Count(s => s.ErrorFrame),
                 config.Migration ? resumedByRouter : 0, Percentile(resumedGaps, 0.5), Percentile(resumedGaps, 0.9), usual,
-                delayCount == 0 ? double.NaN : delaySum / delayCount * 1000, pooled);
+                delayCount == 0 ? double.NaN : delaySum / delayCount * 1000, pooled, migrations, perEngine);
         }
         finally
         {
@@ -158,9 +162,14 @@ public static class ChaosMigration
     {
         var words = new StringBuilder($"Run {run} document {i}:");
         var random = new Random(run * 100_003 + i);
-        while (words.Length < settings.PromptTokens * 4)
+        // Four-letter words: one token each with the leading space (EngineSim's tokenizer, as Llama's for common words).
+        for (var t = 0; t < settings.PromptTokens; t++)
         {
-            words.Append(' ').Append((char)('a' + random.Next(26))).Append(random.Next(1000, 9999).ToString(CultureInfo.InvariantCulture));
+            words.Append(' ');
+            for (var c = 0; c < 4; c++)
+            {
+                words.Append((char)('a' + random.Next(26)));
+            }
         }
         var messages = new[] { new { role = "user", content = words.ToString() } };
         return stream
