@@ -25,7 +25,7 @@ public static class ChaosMigration
 
     public sealed record Row(
         string Config, int Run, int Requests, int Completed, int ErrorFrames, int Resumed, double ResumedGapMedianMs, double ResumedGapP90Ms,
-        double UsualGapMs, double RouterDelayMeanMs, double PooledTokensFetched, string Migrations, string RequestsPerEngine);
+        double UsualGapMs, double RouterDelayMeanMs, double PooledTokensFetched, string Migrations, string RequestsPerEngine, string PoolOperations);
 
     public static readonly IReadOnlyList<Config> Configs =
     [
@@ -44,7 +44,7 @@ public static class ChaosMigration
                 var row = await RunOneAsync(settings, config, run, cancellationToken);
                 rows.Add(row);
                 Console.WriteLine($"run {run} {config.Name,-30} completed {row.Completed}/{row.Requests}, error frames {row.ErrorFrames}, resumed {row.Resumed}, "
-                    + $"gap at migration median {row.ResumedGapMedianMs:F0} ms p90 {row.ResumedGapP90Ms:F0} ms (usual {row.UsualGapMs:F0} ms), router delay {row.RouterDelayMeanMs:F0} ms, pooled tokens fetched {row.PooledTokensFetched:F0}; {row.Migrations}; per engine {row.RequestsPerEngine}");
+                    + $"gap at migration median {row.ResumedGapMedianMs:F0} ms p90 {row.ResumedGapP90Ms:F0} ms (usual {row.UsualGapMs:F0} ms), router delay {row.RouterDelayMeanMs:F0} ms, pooled tokens fetched {row.PooledTokensFetched:F0}; {row.Migrations}; per engine {row.RequestsPerEngine}; pool {row.PoolOperations}");
             }
         }
         Console.WriteLine();
@@ -143,10 +143,14 @@ public static class ChaosMigration
             var migrations = string.Join(' ', metrics.Where(s => s.Name == "vllmstack:router_stream_migrations_total")
                 .Select(s => $"{s.Labels.GetValueOrDefault("reason")}/{s.Labels.GetValueOrDefault("outcome")}={s.Value}"));
             var perEngine = string.Join('/', metrics.Where(s => s.Name == "vllm:num_incoming_requests_total").Select(s => s.Value));
+            using var cacheHttp = new HttpClient { BaseAddress = cacheServer.Url, Timeout = TimeSpan.FromSeconds(10) };
+            var poolOperations = string.Join(' ', PrometheusTextParser.Parse(await cacheHttp.GetStringAsync("metrics", cancellationToken))
+                .Where(s => s.Name.StartsWith("vllmstack:kv_pool_", StringComparison.Ordinal) && s.Name.EndsWith("_total", StringComparison.Ordinal))
+                .Select(s => $"{string.Join(',', s.Labels.Values)}={s.Value}"));
             return new Row(config.Name, run, settings.Streams + settings.Plain,
                 streamOutcomes.Count(s => s.Completed) + plainOutcomes.Count(ok => ok), streamOutcomes.Count(s => s.ErrorFrame),
                 config.Migration ? resumedByRouter : 0, Percentile(resumedGaps, 0.5), Percentile(resumedGaps, 0.9), usual,
-                delayCount == 0 ? double.NaN : delaySum / delayCount * 1000, pooled, migrations, perEngine);
+                delayCount == 0 ? double.NaN : delaySum / delayCount * 1000, pooled, migrations, perEngine, poolOperations);
         }
         finally
         {

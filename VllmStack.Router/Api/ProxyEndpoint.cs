@@ -192,9 +192,10 @@ public sealed class ProxyEndpoint(
                     metrics.Rejected("engine_failed_mid_response");
                     return;
                 }
-                if (relayed.Migrations > 0)
+                if (relayed.Migrations > 0 || relayed.FailureAccounted)
                 {
-                    // The first engine failed (accounted then); the continuation's engine had the rest of the stream.
+                    // The first engine failed (accounted then); a continuation's engine had the rest of the stream, or only
+                    // the stream's end was missing and the router wrote it.
                     return;
                 }
                 if (!relayed.ClientLeft)

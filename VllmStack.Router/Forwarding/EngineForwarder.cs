@@ -130,6 +130,7 @@ public sealed class EngineForwarder : IDisposable
             var first = migrating.First.Result(clientLeft: error != ForwarderError.None) with
             {
                 EngineFailure = null, Detail = null, Migrations = migrating.Migrations, MigrationFailed = migrating.EndedInError,
+                FailureAccounted = migrating.First.Failure is not null,
             };
             return new AttemptResult(AttemptError.None, Status: transformer.Status, Relay: first, RouterSeconds: transformer.HeadersRelaySeconds);
         }

@@ -13,8 +13,9 @@ namespace VllmStack.Router.Forwarding;
 /// <param name="LastByte">Timestamp of the engine's last body chunk.</param>
 /// <param name="Migrations">Continuations at other engines the stream needed (their failures are accounted as they happen).</param>
 /// <param name="MigrationFailed">An engine failed and the stream could not be continued: it ended with the error frame.</param>
+/// <param name="FailureAccounted">The first engine failed under a followed stream and was held to account then.</param>
 public sealed record RelayResult(bool ClientLeft, EngineFailureKind? EngineFailure, string? Detail, long FirstByte, long LastByte, int Chunks,
-    int Migrations = 0, bool MigrationFailed = false);
+    int Migrations = 0, bool MigrationFailed = false, bool FailureAccounted = false);
 
 /// <summary>
 /// The engine's response body as YARP copies it to the client (YARP writes each read through, so server-sent events
