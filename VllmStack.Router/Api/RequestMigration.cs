@@ -79,7 +79,19 @@ internal sealed class RequestMigration(
             engine.Stats.Arrived();
             metrics.Incoming(engine);
             var started = Stopwatch.GetTimestamp();
-            var (stream, failure, detail) = await forwarder.OpenContinuationAsync(context, engine.Url, body, requestId, cancellationToken).ConfigureAwait(false);
+            EngineResponseBody? stream;
+            EngineFailureKind? failure;
+            string? detail;
+            try
+            {
+                (stream, failure, detail) = await forwarder.OpenContinuationAsync(context, engine.Url, body, requestId, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                // The client left while the continuation was being opened.
+                engine.EndRequest();
+                throw;
+            }
             if (stream is not null)
             {
                 _current = engine;
