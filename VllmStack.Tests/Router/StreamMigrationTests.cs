@@ -215,7 +215,7 @@ public sealed class StreamMigrationTests
 
     [Fact]
     public Task Streams_survive_an_engine_frozen_under_them_once_the_idle_timeout_fires() => RunChaosAsync("STOP", killAfterStreams: true,
-        "--Router:Forwarding:IdleTimeout=1", "--Router:Forwarding:FirstByteTimeout=3");
+        "--Router:Forwarding:IdleTimeout=2", "--Router:Forwarding:FirstByteTimeout=4");
 
     [Fact]
     public async Task A_client_that_leaves_is_not_migrated()

@@ -112,18 +112,29 @@ public sealed class SseFollower
         while (start < bytes.Length)
         {
             var rest = bytes[start..];
-            var lf = rest.IndexOf("\n\n"u8);
-            var crlf = rest.IndexOf("\r\n\r\n"u8);
-            int end;
-            if (lf >= 0 && (crlf < 0 || lf < crlf))
+            // An event ends at a blank line: "\n\n" (vLLM's) or "\r\n\r\n".
+            var end = -1;
+            for (var from = 0; from < rest.Length;)
             {
-                end = lf + 2;
+                var lf = rest[from..].IndexOf((byte)'\n');
+                if (lf < 0)
+                {
+                    break;
+                }
+                var at = from + lf + 1;
+                if (at < rest.Length && rest[at] == '\n')
+                {
+                    end = at + 1;
+                    break;
+                }
+                if (at + 1 < rest.Length && rest[at] == '\r' && rest[at + 1] == '\n')
+                {
+                    end = at + 2;
+                    break;
+                }
+                from = at;
             }
-            else if (crlf >= 0)
-            {
-                end = crlf + 4;
-            }
-            else
+            if (end < 0)
             {
                 break;
             }
@@ -153,7 +164,8 @@ public sealed class SseFollower
             output.Write(sse);
             return;
         }
-        var chunk = Read(data);
+        // id, created and model are read from the first engine's first chunk only.
+        var chunk = Read(data, wantHeader: !_rewriting && Id is null);
         if (chunk.Error)
         {
             // vLLM reports an engine failure under a stream in-band (EngineDeadError: an error frame, then [DONE]); it is
@@ -285,7 +297,7 @@ public sealed class SseFollower
         bool Usage, int? PromptTokens, int? CompletionTokens, bool Error);
 
     /// <summary>One pass over a chunk's JSON: the first choice's delta (or text), its finish reason, usage.</summary>
-    private static Chunk Read(ReadOnlySpan<byte> json)
+    private static Chunk Read(ReadOnlySpan<byte> json, bool wantHeader)
     {
         string? id = null, model = null, text = null, finish = null;
         long? created = null;
@@ -300,7 +312,11 @@ public sealed class SseFollower
             }
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueTextEquals("id"u8))
+                if (!wantHeader && (reader.ValueTextEquals("id"u8) || reader.ValueTextEquals("created"u8) || reader.ValueTextEquals("model"u8)))
+                {
+                    reader.Read();
+                }
+                else if (reader.ValueTextEquals("id"u8))
                 {
                     reader.Read();
                     id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
