@@ -153,4 +153,14 @@ public sealed class StreamMigrationUnitTests
     [InlineData("""{"model":"m","prompt":"a","stream":true,"logprobs":null}""", null)]
     public void Assesses_which_completions_can_be_continued(string body, string? notContinuable) =>
         Assert.Equal(notContinuable, ContinuationBuilder.Assess(Encoding.UTF8.GetBytes(body), GenerationRoute.Completions).NotContinuable);
+
+    [Fact]
+    public void Max_migrations_is_validated_at_start_up_and_set_by_its_flag()
+    {
+        Assert.Empty(new VllmStack.Router.Configuration.RouterOptions().Validate());
+        Assert.Contains(new VllmStack.Router.Configuration.RouterOptions { Migration = new MigrationOptions { MaxMigrations = -1 } }.Validate(),
+            p => p.Contains("--max-migrations", StringComparison.Ordinal));
+        Assert.False(new MigrationOptions { MaxMigrations = 0 }.Enabled);
+        Assert.Equal("Router:Migration:MaxMigrations", VllmStack.Router.Configuration.RouterCommandLine.SwitchMappings["--max-migrations"]);
+    }
 }
