@@ -94,5 +94,23 @@ kvLookup.SetAction(async (result, cancellationToken) =>
     return report.Median.Fallbacks == 0 ? 0 : 1;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, kvLookup, MultiRoundCommand.Create() };
+var chaosRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 3, Description = "Runs per configuration." };
+var chaosStreams = new Option<int>("--streams") { DefaultValueFactory = _ => 24, Description = "Streaming chats per run." };
+var chaosPlain = new Option<int>("--plain") { DefaultValueFactory = _ => 24, Description = "Non-streaming chats per run." };
+var chaosPromptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 3000, Description = "Prompt length in tokens (about), distinct per request." };
+var chaosMaxTokens = new Option<int>("--max-tokens") { DefaultValueFactory = _ => 200, Description = "Output tokens per request." };
+var chaosKillAfter = new Option<double>("--kill-after") { DefaultValueFactory = _ => 1.5, Description = "Seconds after the requests start when one engine is SIGKILLed." };
+var chaosOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var chaos = new Command("chaos", "Streams and plain chats over three engines, one SIGKILLed mid-run: completion, error frames and a resumed stream's extra TTFT, without migration, with it, and with store-on-compute KV.")
+{
+    chaosRuns, chaosStreams, chaosPlain, chaosPromptTokens, chaosMaxTokens, chaosKillAfter, chaosOutput,
+};
+chaos.SetAction(async (result, cancellationToken) =>
+{
+    var rows = await ChaosMigration.RunAsync(new ChaosMigration.Settings(result.GetValue(chaosRuns), result.GetValue(chaosStreams), result.GetValue(chaosPlain),
+        result.GetValue(chaosPromptTokens), result.GetValue(chaosMaxTokens), TimeSpan.FromSeconds(result.GetValue(chaosKillAfter)), result.GetValue(chaosOutput)!), cancellationToken);
+    return rows.Where(r => r.Config != "migration off").All(r => r.Completed == r.Requests) ? 0 : 1;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, kvLookup, chaos, MultiRoundCommand.Create() };
 return await root.Parse(args).InvokeAsync();

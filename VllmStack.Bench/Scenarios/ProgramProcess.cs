@@ -67,6 +67,9 @@ public sealed partial class ProgramProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGKILL to the program's own process id, as a crashed pod dies (its sockets close at once).</summary>
+    public void Kill() => _process.Kill();
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)

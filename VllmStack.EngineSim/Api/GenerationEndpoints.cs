@@ -68,9 +68,12 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
             {
                 var choice = p * request.N + k;
                 var choiceSeed = promptHash + (ulong)k * 0x9E3779B97F4A7C15UL;
+                // The text depends on the seed, the choice and the text before it (not on the prompt's tokens), so that a
+                // continuation of a cut answer carries on word for word.
+                var textSeed = (ulong)(request.Seed ?? options.Seed) + (ulong)k * 0x9E3779B97F4A7C15UL;
                 TokenSource source = options.Output == OutputMode.Echo
                     ? new EchoTokenSource(prompt.EchoTokens, endToken)
-                    : new RandomTokenSource(choiceSeed, endToken);
+                    : new RandomTokenSource(textSeed, ContextText(prompt), endToken);
                 work.Add(new Work(new Sequence(prompt.Tokens, request.Target.Lora, namespaceHash, request.Priority) { Parent = parent }, source, request.Params[p], choice, prompt, choiceSeed));
             }
         }
@@ -183,6 +186,9 @@ public sealed class GenerationEndpoints(EngineOptions options, ModelCatalog cata
         }
         await sse.WriteDoneAsync(aborted);
     }
+
+    /// <summary>The prompt as the text an answer continues: the rendered chat template, the completion prompt, or its tokens decoded.</summary>
+    private static string ContextText(PromptInput prompt) => prompt.Text ?? SimTokenizer.Decode(prompt.Tokens);
 
     private static string PromptText(PromptInput prompt) => prompt.Text ?? SimTokenizer.Decode(prompt.Tokens, skipSpecial: true);
 

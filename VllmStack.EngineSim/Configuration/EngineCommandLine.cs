@@ -42,6 +42,7 @@ public static class EngineCommandLine
     private static readonly Option<string?> KvEngineId = new("--kv-engine-id") { Description = "This engine's id in the cache server's index (default: its own URL)." };
     private static readonly Option<int> KvEventsInterval = new("--kv-events-interval-ms") { DefaultValueFactory = _ => 100, Description = "How often KV events are sent." };
     private static readonly Option<bool> KvOffload = new("--kv-offload") { Description = "Write evicted KV blocks to the cache server's pool; fetch from it on a local miss." };
+    private static readonly Option<bool> KvStoreOnCompute = new("--kv-store-on-compute") { Description = "With --kv-offload: write every full KV block to the pool as it is computed (prefill and decode), not only on eviction." };
     private static readonly Option<long> KvBytesPerToken = new("--kv-bytes-per-token") { DefaultValueFactory = _ => 131072, Description = "KV bytes per token (Llama-3-8B: 131072)." };
     private static readonly Option<double> KvScale = new("--kv-scale") { DefaultValueFactory = _ => 1.0 / 1024, Description = "Share of the KV bytes actually moved (time is charged for all)." };
     private static readonly Option<double> KvTransferGBps = new("--kv-transfer-gbps") { DefaultValueFactory = _ => 12.5, Description = "Pool-to-GPU bandwidth in GB/s." };
@@ -87,7 +88,7 @@ public static class EngineCommandLine
         {
             ModelArgument, Model, ServedModelName, Host, Port, MaxModelLen, MaxNumSeqs, BlockSize, NumGpuBlocks, EnablePrefixCaching,
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
-            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, ShowHiddenMetricsForVersion, GpuMemoryUtilization, KvCacheDtype, SwapSpace, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
+            PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, ShowHiddenMetricsForVersion, GpuMemoryUtilization, KvCacheDtype, SwapSpace, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvStoreOnCompute, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
             ResponseRole, SchedulingPolicyOption, EnableAutoToolChoice, ToolCallParser, EnableForceIncludeUsage, EnableRequestIdHeaders, MaxLogprobs, KvCacheMemoryBytes,
             MaxLoraRank, LoraHubDir, LoraLoadInplace, EnableSleepMode, EnableServerLoadTracking, StartupDelay, FaultEngineDeadAfterRequests,
         };
@@ -185,6 +186,7 @@ public static class EngineCommandLine
             KvEngineId = r.GetValue(KvEngineId),
             KvEventsIntervalMs = r.GetValue(KvEventsInterval),
             KvOffload = r.GetValue(KvOffload),
+            KvStoreOnCompute = r.GetValue(KvStoreOnCompute),
             KvBytesPerToken = r.GetValue(KvBytesPerToken),
             KvScale = r.GetValue(KvScale),
             KvTransferGBps = r.GetValue(KvTransferGBps),

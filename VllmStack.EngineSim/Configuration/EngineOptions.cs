@@ -87,6 +87,13 @@ public sealed class EngineOptions
     /// <summary>Write evicted blocks to the cache server's pool, and fetch from it on a local miss.</summary>
     public bool KvOffload { get; init; }
 
+    /// <summary>
+    /// With <see cref="KvOffload"/>: also write each full block to the pool as soon as it is computed (prompt blocks after
+    /// prefill, output blocks as decode fills them), as LMCache's store-on-compute does, so that another engine can
+    /// fetch a prefix this one computed even if this one dies (a migrated stream's continuation).
+    /// </summary>
+    public bool KvStoreOnCompute { get; init; }
+
     /// <summary>KV bytes per token: 2 × layers × kv heads × head dim × dtype bytes (Llama-3-8B in bf16: 128 KiB).</summary>
     public long KvBytesPerToken { get; init; } = 131072;
 
@@ -230,6 +237,10 @@ public sealed class EngineOptions
         if (KvOffload && KvCacheServer is null)
         {
             yield return "--kv-offload needs --kv-cache-server";
+        }
+        if (KvStoreOnCompute && !KvOffload)
+        {
+            yield return "--kv-store-on-compute needs --kv-offload";
         }
         if (KvBytesPerToken < 1 || KvScale is <= 0 or > 1 || KvTransferGBps <= 0)
         {

@@ -5,8 +5,8 @@ using VllmStack.EngineSim.Engine;
 namespace VllmStack.EngineSim.Network;
 
 /// <summary>
-/// Writes blocks the local cache evicts to the shared pool, so that they can be fetched later (by this engine or
-/// another) instead of recomputed. Eviction never waits for it: a bounded queue drops the oldest work when the
+/// Writes blocks the local cache evicts to the shared pool (and, with <c>--kv-store-on-compute</c>, every block as
+/// soon as it is computed), so that they can be fetched later (by this engine or another) instead of recomputed. Eviction never waits for it: a bounded queue drops the oldest work when the
 /// pool falls behind, counted.
 /// </summary>
 public sealed class KvOffloader : BackgroundService
@@ -29,6 +29,11 @@ public sealed class KvOffloader : BackgroundService
         _options = options;
         _logger = logger;
         blocks.BlockEvicted += hash => _evicted.Writer.TryWrite(hash);
+        if (options.KvStoreOnCompute)
+        {
+            // Store on compute: every block goes out as soon as it is full, so the pool holds what a dead engine computed.
+            blocks.BlockStored += hash => _evicted.Writer.TryWrite(hash);
+        }
     }
 
     public long Written => Interlocked.Read(ref _written);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
 using VllmStack.Router.Forwarding;
+using VllmStack.Router.Forwarding.Migration;
 using VllmStack.Router.Health;
 using VllmStack.Router.Routing;
 using VllmStack.Router.Stats;
@@ -70,6 +71,18 @@ public sealed class ProxyEndpoint(
         var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, request.JsonBody);
         var tried = new HashSet<int>();
         string? lastError = null;
+        // Streaming chat/completions may be continued at another engine if theirs fails mid-stream (Router:Migration).
+        var generation = options.Migration.Enabled && request.IsBuffered ? RequestMigration.RouteOf(route) : null;
+        var assessment = generation is { } kind0 ? ContinuationBuilder.Assess(request.JsonBody.Span, kind0) : null;
+        using var migration = assessment is { Streaming: true, NotContinuable: null }
+            ? new RequestMigration(context, model, session, requestId, serving, tried, policies, forwarder, outliers, options, metrics)
+            {
+                Route = generation!.Value,
+                OriginalBody = request.JsonBody,
+                Assessment = assessment,
+                MaxMigrations = options.Migration.MaxMigrations,
+            }
+            : null;
         for (var attempt = 1; attempt <= options.Forwarding.MaxAttempts && request.CanResend; attempt++)
         {
             var candidates = outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out var panic);
@@ -98,9 +111,10 @@ public sealed class ProxyEndpoint(
                 metrics.Incoming(engine);
                 var routed = Stopwatch.GetTimestamp();
                 var thisAttempt = attempt;
+                migration?.Begin(engine);
                 var result = await forwarder.ForwardAsync(context, engine.Url, request, requestId, status =>
                     thisAttempt < options.Forwarding.MaxAttempts && request.CanResend
-                    && outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out _).Count > 0);
+                    && outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out _).Count > 0, migration);
                 switch (result.Error)
                 {
                     case AttemptError.Canceled:
@@ -166,6 +180,22 @@ public sealed class ProxyEndpoint(
                     engineFailed = true;
                     outliers.Failed(engine, model, failure, relayed.Detail!);
                     metrics.Rejected("engine_failed_mid_response");
+                    if (assessment is { Streaming: true, NotContinuable: not null })
+                    {
+                        metrics.Migration(failure.Reason(), "not_continuable");
+                    }
+                    return;
+                }
+                if (relayed.MigrationFailed)
+                {
+                    // The failures were held against their engines as they happened; the stream ended with the error frame.
+                    metrics.Rejected("engine_failed_mid_response");
+                    return;
+                }
+                if (relayed.Migrations > 0 || relayed.FailureAccounted)
+                {
+                    // The first engine failed (accounted then); a continuation's engine had the rest of the stream, or only
+                    // the stream's end was missing and the router wrote it.
                     return;
                 }
                 if (!relayed.ClientLeft)

@@ -27,6 +27,7 @@ public static class RouterCommandLine
         ["--engine-services"] = "Router:EngineServices",
         ["--cache-server"] = "Router:KvAware:CacheServer",
         ["--scale-to-zero-models"] = "Router:ScaleToZeroModels",
+        ["--max-migrations"] = "Router:Migration:MaxMigrations",
     };
 
     public const string Usage = """
@@ -50,6 +51,7 @@ public static class RouterCommandLine
           --engine-api-key KEY           key sent to engines
           --max-attempts N               engines tried per request before giving up (default 3)
           --scale-to-zero-models M,M     models that may have no engine: 503 + Retry-After (not 404) and counted as demand
+          --max-migrations N             continuations of a stream whose engine fails mid-response (default 2; 0: off)
         """;
 
     /// <summary>Flags the Production Stack router takes without a value; configuration needs one.</summary>

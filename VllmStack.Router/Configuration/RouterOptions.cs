@@ -69,6 +69,9 @@ public sealed class RouterOptions
 
     public Health.OutlierDetectionOptions OutlierDetection { get; set; } = new();
 
+    /// <summary>Mid-stream migration of streaming chat/completions requests (issue 16): <c>Router:Migration</c>.</summary>
+    public Forwarding.Migration.MigrationOptions Migration { get; set; } = new();
+
     public Routing.SessionRoutingOptions Session { get; set; } = new();
 
     public Routing.PrefixRoutingOptions Prefix { get; set; } = new();
@@ -138,7 +141,7 @@ public sealed class RouterOptions
         {
             yield return "MaxRequestBodyBytes and MaxUploadBodyBytes must be at least 1024";
         }
-        foreach (var problem in Forwarding.Validate().Concat(OutlierDetection.Validate()))
+        foreach (var problem in Forwarding.Validate().Concat(OutlierDetection.Validate()).Concat(Migration.Validate()))
         {
             yield return problem;
         }

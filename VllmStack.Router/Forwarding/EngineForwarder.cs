@@ -106,7 +106,8 @@ public sealed class EngineForwarder : IDisposable
     /// 502/503/504 for which <paramref name="retryStatus"/> says another engine should have the request.
     /// Never throws for a failed attempt: <see cref="AttemptResult.Error"/> says why.
     /// </summary>
-    public async Task<AttemptResult> ForwardAsync(HttpContext context, Uri engine, ClientRequest request, string requestId, Func<int, bool> retryStatus)
+    public async Task<AttemptResult> ForwardAsync(HttpContext context, Uri engine, ClientRequest request, string requestId, Func<int, bool> retryStatus,
+        Migration.StreamContinuation? continuation = null)
     {
         var clientAborted = context.RequestAborted;
         using var timer = new AttemptTimer(_responseHeadersTimeout, _bodyStallTimeout);
@@ -114,7 +115,7 @@ public sealed class EngineForwarder : IDisposable
         PrepareContext(context, request, body, requestId);
         // Until the body starts (connecting, sending the headers), the whole wait is bounded like the wait for headers.
         timer.AwaitResponseHeaders();
-        var transformer = new EngineTransformer(_options, _metrics, timer, body, requestId, retryStatus);
+        var transformer = new EngineTransformer(_options, _metrics, timer, body, requestId, retryStatus, continuation);
         var error = await _forwarder.SendAsync(context, engine.AbsoluteUri, _invoker, _requestConfig, transformer, timer.Token).ConfigureAwait(false);
         if (error != ForwarderError.None && !context.Response.HasStarted)
         {
@@ -123,6 +124,16 @@ public sealed class EngineForwarder : IDisposable
         }
         // YARP disposed the engine's response; what the relay recorded stays on its body.
         var relay = transformer.Content?.Body;
+        if (transformer.Content?.Migrating is { } migrating)
+        {
+            // Engine failures of a followed stream were accounted as they happened; what is left is how the stream ended.
+            var first = migrating.First.Result(clientLeft: error != ForwarderError.None) with
+            {
+                EngineFailure = null, Detail = null, Migrations = migrating.Migrations, MigrationFailed = migrating.EndedInError,
+                FailureAccounted = migrating.First.Failure is not null,
+            };
+            return new AttemptResult(AttemptError.None, Status: transformer.Status, Relay: first, RouterSeconds: transformer.HeadersRelaySeconds);
+        }
         if (error == ForwarderError.None)
         {
             return transformer.HeldBack
@@ -226,6 +237,64 @@ public sealed class EngineForwarder : IDisposable
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// Sends a stream's continuation (<see cref="Migration.ContinuationBuilder"/>) to <paramref name="engine"/> on the route the
+    /// client used, with the client's headers as the first attempt had them. Returns the engine's body when it answered
+    /// 200 with an event stream; otherwise the engine-side failure to hold against it (null when the answer was the
+    /// request's problem, such as a 400).
+    /// </summary>
+    public async Task<(EngineResponseBody? Body, Health.EngineFailureKind? Failure, string? Detail)> OpenContinuationAsync(
+        HttpContext context, Uri engine, byte[] body, string requestId, CancellationToken clientAborted)
+    {
+        var target = new Uri(engine, context.Request.Path.Value!.TrimStart('/'));
+        using var request = new HttpRequestMessage(HttpMethod.Post, target)
+        {
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent(body),
+        };
+        ProxyHeaders.CopyToUpstream(context.Request.Headers, request, requestId, _options.EngineApiKey);
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Content.Headers.ContentLength = body.Length;
+        using var headersDeadline = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
+        headersDeadline.CancelAfter(_responseHeadersTimeout);
+        HttpResponseMessage response;
+        try
+        {
+            response = await _invoker.SendAsync(request, headersDeadline.Token).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e) when (!clientAborted.IsCancellationRequested)
+        {
+            return (null, Classify(e) == AttemptError.ConnectFailure ? Health.EngineFailureKind.ConnectFailure : Health.EngineFailureKind.ResetBeforeHeaders, Describe(e));
+        }
+        catch (OperationCanceledException) when (!clientAborted.IsCancellationRequested)
+        {
+            return (null, Health.EngineFailureKind.ResponseHeadersTimeout, $"no response headers within {_options.ResponseHeadersTimeout} s");
+        }
+        var status = (int)response.StatusCode;
+        if (status != StatusCodes.Status200OK || response.Content.Headers.ContentType?.MediaType != "text/event-stream")
+        {
+            response.Dispose();
+            Health.EngineFailureKind? failure = status switch
+            {
+                502 or 503 or 504 => Health.EngineFailureKind.GatewayStatus,
+                >= 500 => Health.EngineFailureKind.ServerErrorStatus,
+                _ => null,
+            };
+            return (null, failure, $"status {status}");
+        }
+        try
+        {
+            var stream = await response.Content.ReadAsStreamAsync(clientAborted).ConfigureAwait(false);
+            return (new EngineResponseBody(stream, streaming: true, _options, _metrics, clientAborted, errorFrame: false, owner: response), null, null);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
     }
 
     public void Dispose() => _invoker.Dispose();

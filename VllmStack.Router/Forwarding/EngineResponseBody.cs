@@ -11,7 +11,11 @@ namespace VllmStack.Router.Forwarding;
 /// <param name="EngineFailure">Set when the engine failed after its headers (nothing more can be retried).</param>
 /// <param name="FirstByte">Timestamp (<see cref="Stopwatch"/>) of the engine's first body byte; 0 if none came.</param>
 /// <param name="LastByte">Timestamp of the engine's last body chunk.</param>
-public sealed record RelayResult(bool ClientLeft, EngineFailureKind? EngineFailure, string? Detail, long FirstByte, long LastByte, int Chunks);
+/// <param name="Migrations">Continuations at other engines the stream needed (their failures are accounted as they happen).</param>
+/// <param name="MigrationFailed">An engine failed and the stream could not be continued: it ended with the error frame.</param>
+/// <param name="FailureAccounted">The first engine failed under a followed stream and was held to account then.</param>
+public sealed record RelayResult(bool ClientLeft, EngineFailureKind? EngineFailure, string? Detail, long FirstByte, long LastByte, int Chunks,
+    int Migrations = 0, bool MigrationFailed = false, bool FailureAccounted = false);
 
 /// <summary>
 /// The engine's response body as YARP copies it to the client (YARP writes each read through, so server-sent events
@@ -31,14 +35,24 @@ public sealed class EngineResponseBody : Stream
     private readonly ForwardingOptions _options;
     private readonly RouterMetrics _metrics;
     private readonly CancellationToken _clientAborted;
+    private readonly bool _errorFrame;
+    private readonly IDisposable? _owner;
     private CancellationTokenSource _silence;
     private Task<int>? _firstRead;
     private byte[]? _firstBuffer;
     private ReadOnlyMemory<byte> _pending;
     private bool _ended;
 
-    public EngineResponseBody(Stream engine, bool streaming, ForwardingOptions options, RouterMetrics metrics, CancellationToken clientAborted)
+    /// <param name="errorFrame">
+    /// When a stream's engine fails: end the body with the error frame (true), or just end it with <see cref="Failure"/> set,
+    /// for a <see cref="Migration.MigratingResponseBody"/> to continue the stream elsewhere (false).
+    /// </param>
+    /// <param name="owner">Disposed with the body (a continuation's response message).</param>
+    public EngineResponseBody(Stream engine, bool streaming, ForwardingOptions options, RouterMetrics metrics, CancellationToken clientAborted,
+        bool errorFrame = true, IDisposable? owner = null)
     {
+        _errorFrame = errorFrame;
+        _owner = owner;
         _engine = engine;
         _streaming = streaming;
         _options = options;
@@ -111,7 +125,7 @@ public sealed class EngineResponseBody : Stream
                 throw new IOException($"The engine failed while sending the response: {FailureDetail}", e);
             }
             _ended = true;
-            return Emit(ErrorFrame(FailureDetail), destination);
+            return _errorFrame ? Emit(ErrorFrame(FailureDetail), destination) : 0;
         }
         return Counted(read);
     }
@@ -162,7 +176,7 @@ public sealed class EngineResponseBody : Stream
 
     private void DisarmSilence() => _silence.CancelAfter(Timeout.InfiniteTimeSpan);
 
-    private static byte[] ErrorFrame(string reason)
+    internal static byte[] ErrorFrame(string reason)
     {
         var error = ErrorResponses.Body(502, $"The engine failed while streaming the response: {reason}");
         return [.. "data: "u8, .. error, .. "\n\ndata: [DONE]\n\n"u8];
@@ -177,6 +191,7 @@ public sealed class EngineResponseBody : Stream
         {
             _engine.Dispose();
             _silence.Dispose();
+            _owner?.Dispose();
         }
         base.Dispose(disposing);
     }
@@ -212,12 +227,19 @@ public sealed class EngineResponseBody : Stream
 }
 
 /// <summary>The engine's response content with its body read through an <see cref="EngineResponseBody"/>.</summary>
-internal sealed class EngineResponseContent(HttpContent engine, Func<Stream, EngineResponseBody> relay) : HttpContent
+/// With a <see cref="Migration.StreamContinuation"/>, the body is followed and may be continued at another engine.
+internal sealed class EngineResponseContent(HttpContent engine, Func<Stream, EngineResponseBody> relay,
+    Migration.StreamContinuation? continuation = null, RouterMetrics? metrics = null) : HttpContent
 {
     public EngineResponseBody? Body { get; private set; }
 
-    protected override async Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken) =>
+    public Migration.MigratingResponseBody? Migrating { get; private set; }
+
+    protected override async Task<Stream> CreateContentReadStreamAsync(CancellationToken cancellationToken)
+    {
         Body = relay(await engine.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        return continuation is null ? Body : Migrating = new Migration.MigratingResponseBody(Body, continuation, metrics!);
+    }
 
     protected override Task<Stream> CreateContentReadStreamAsync() => CreateContentReadStreamAsync(CancellationToken.None);
 

@@ -11,7 +11,8 @@ namespace VllmStack.Router.Forwarding;
 /// read through an <see cref="EngineResponseBody"/>.
 /// </summary>
 internal sealed class EngineTransformer(
-    ForwardingOptions options, RouterMetrics metrics, AttemptTimer timer, AttemptBody body, string requestId, Func<int, bool> retryStatus) : HttpTransformer
+    ForwardingOptions options, RouterMetrics metrics, AttemptTimer timer, AttemptBody body, string requestId, Func<int, bool> retryStatus,
+    Migration.StreamContinuation? continuation = null) : HttpTransformer
 {
     /// <summary>The engine's status; 0 when no response headers came.</summary>
     public int Status { get; private set; }
@@ -58,8 +59,11 @@ internal sealed class EngineTransformer(
         ProxyHeaders.AfterResponseCopied(httpContext.Response, requestId);
         var streaming = proxyResponse.Content.Headers.ContentType?.MediaType == "text/event-stream";
         var aborted = httpContext.RequestAborted;
+        // A stream that may be migrated is followed event by event; every other body is relayed byte for byte.
+        var migratable = streaming && Status == StatusCodes.Status200OK && continuation is not null;
         proxyResponse.Content = Content = new EngineResponseContent(proxyResponse.Content,
-            engine => new EngineResponseBody(engine, streaming, options, metrics, aborted));
+            engine => new EngineResponseBody(engine, streaming, options, metrics, aborted, errorFrame: !migratable),
+            migratable ? continuation : null, metrics);
         if (streaming)
         {
             // Headers go out now: the client learns the request is accepted before the first token. (StartAsync alone only

@@ -7,7 +7,7 @@ namespace VllmStack.Router.Stats;
 /// The router's metrics: the Production Stack router's names with label <c>server</c> (the engine URL), read
 /// at scrape time from the registry, plus the router's own counters and its added-latency histogram.
 /// </summary>
-public sealed class RouterMetrics : IDisposable
+public sealed partial class RouterMetrics : IDisposable
 {
     public const string MeterName = "VllmStack.Router";
 
@@ -60,6 +60,8 @@ public sealed class RouterMetrics : IDisposable
         _added = _meter.CreateHistogram<double>("vllmstack:router_added_latency_seconds", "s",
             "Time the router itself adds to a request: reading and routing it, and relaying the response headers.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = OverheadBuckets });
+
+        CreateMigrationInstruments();
 
         PerEngine("vllm:current_qps", "Requests per second to each engine over the stats window.", registry, e => e.Stats.Snapshot().Qps);
         PerEngine("vllm:avg_latency", "Average request latency per engine over the stats window, in seconds.", registry, e => e.Stats.Snapshot().AvgLatency);

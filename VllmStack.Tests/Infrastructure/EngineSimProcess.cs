@@ -35,6 +35,9 @@ public sealed class EngineSimProcess : IAsyncDisposable
         new(await ProgramProcess.StartAsync("VllmStack.EngineSim", "EngineSim",
             [model, "--host", "127.0.0.1", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), .. args ?? []], environment, startTimeout));
 
+    /// <summary>Sends a signal to the engine's own process (<c>KILL</c>, <c>STOP</c>, <c>CONT</c>) without waiting for it to exit.</summary>
+    public Task SignalAsync(string signal) => _program.SignalAsync(signal, TimeSpan.Zero);
+
     /// <summary>Kills the engine at once, as a crash would.</summary>
     public void Kill() => _program.Kill();
 
