@@ -1,0 +1,48 @@
+using VllmStack.Router.Engines;
+
+namespace VllmStack.Router.Admission;
+
+/// <summary>
+/// How many more requests one engine can take before it is saturated. Its batch size is learnt from its metrics: the
+/// running count of a scrape that also shows requests waiting is what the engine can run at once (its
+/// <c>max-num-seqs</c>, or less when the KV cache is the bound); a later scrape that shows more running raises it. Between
+/// scrapes, the router's own in-flight count is the fast signal; what the engine reported beyond the router's requests
+/// (other routers, direct clients) is taken off the room.
+/// </summary>
+public sealed class EngineCapacity
+{
+    private DateTimeOffset _seen = DateTimeOffset.MinValue;
+
+    /// <summary>Requests the engine was seen running at once while others waited; null until it has been seen saturated.</summary>
+    public double? Batch { get; private set; }
+
+    /// <summary>Learns from a scrape not seen before.</summary>
+    public void Observe(EngineLoad load)
+    {
+        if (load.ScrapedAt <= _seen)
+        {
+            return;
+        }
+        _seen = load.ScrapedAt;
+        if (load.Waiting > 0 && load.Running > 0)
+        {
+            Batch = load.Running;
+        }
+        else if (Batch is { } batch && load.Running > batch)
+        {
+            Batch = load.Running;
+        }
+    }
+
+    /// <summary>Requests the engine can still take (may be negative when over); <see cref="double.PositiveInfinity"/> while its limit is unknown.</summary>
+    public double Room(Engine engine, AdmissionOptions options)
+    {
+        var load = engine.Load;
+        Observe(load);
+        var limit = options.MaxInFlightPerEngine > 0 ? options.MaxInFlightPerEngine
+            : Batch is { } batch ? batch + options.MaxWaitingPerEngine
+            : double.PositiveInfinity;
+        var external = Math.Max(0, load.Running + load.Waiting - load.RouterInFlightAtScrape);
+        return limit - external - engine.InFlight;
+    }
+}
