@@ -134,6 +134,70 @@ public sealed class AutoscalerStackTests
     }
 
     [Fact]
+    public async Task Requests_held_in_the_routers_admission_queue_count_as_waiting_and_scale_engines_up()
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        // The router lets each engine hold 2 running + 1 waiting; the rest of the burst waits in its queue. The engines'
+        // own waiting count (at most 1) never reaches the target of 2 per replica: only the queued demand can scale them.
+        var builder = Stack(
+            o =>
+            {
+                o.MaxNumSeqs = 2;
+                o.SimulatorPreset = "fast";
+                o.ExtraArgs.Add("--inter-token-latency-ms");
+                o.ExtraArgs.Add("5");
+            },
+            ["--routing-logic", "leastload", "--admission-control", "true", "--max-in-flight-per-engine", "3", "--max-queue-wait", "60"],
+            p =>
+            {
+                p.MinReplicas = 1;
+                p.MaxReplicas = 2;
+                p.TargetWaitingPerReplica = 2;
+                p.StableWindowSeconds = 8;
+                p.PanicWindowSeconds = 3;
+                p.ScaleUpStabilizationSeconds = 2;
+                p.ScaleDownStabilizationSeconds = 60;
+            });
+        using var disposeBuilder = builder;
+        await using var app = await builder.BuildAsync(cts.Token);
+        await app.StartAsync(cts.Token);
+        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        using var http = app.CreateHttpClientWithoutRetries("router");
+        http.Timeout = TimeSpan.FromSeconds(90);
+
+        var results = new List<string>();
+        var queuedSeen = 0;
+        var stop = false;
+        var burst = Task.WhenAll(Enumerable.Range(0, 12).Select(async client =>
+        {
+            while (!Volatile.Read(ref stop) && !cts.IsCancellationRequested)
+            {
+                var outcome = await OpenAiHttp.TryChatAsync(http, "autoscale-model", $"client {client}: tell me a long story", cts.Token, maxTokens: 150);
+                lock (results)
+                {
+                    results.Add(outcome);
+                }
+            }
+        }));
+        // Its own client: the burst's streams must not hold up the look at the queue.
+        using var observer = new HttpClient { BaseAddress = app.GetEndpoint("router", "http"), Timeout = TimeSpan.FromSeconds(10) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (app.EngineGroup("engine").DesiredReplicas < 2 && DateTime.UtcNow < deadline)
+        {
+            var queued = JsonNode.Parse(await observer.GetStringAsync("engines", cts.Token))!["queued_requests"]?["autoscale-model"]?.GetValue<int>() ?? 0;
+            queuedSeen = Math.Max(queuedSeen, queued);
+            await Task.Delay(200, cts.Token);
+        }
+        Volatile.Write(ref stop, true);
+        await burst;
+
+        Assert.True(queuedSeen >= 5, $"the router's queue never held the burst (at most {queuedSeen}); {await http.GetStringAsync("engines", cts.Token)}; {await DecisionsAsync(app, cts.Token)}");
+        Assert.True(app.EngineGroup("engine").DesiredReplicas >= 2, $"queued demand did not scale the engines up; the autoscaler said: {await DecisionsAsync(app, cts.Token)}");
+        var failures = results.Where(r => r != "ok").ToList();
+        Assert.True(failures.Count == 0, $"{failures.Count} of {results.Count} requests failed: {string.Join("; ", failures.Distinct().Take(5))}");
+    }
+
+    [Fact]
     public async Task An_idle_model_scales_to_zero_and_its_first_request_brings_a_replica_back()
     {
         using var cts = new CancellationTokenSource(Bound);
