@@ -152,6 +152,29 @@ public sealed class AdmissionControlTests
     }
 
     [Fact]
+    public async Task Without_a_fixed_limit_the_engines_batch_is_learnt_from_its_metrics_and_later_requests_queue_in_the_router()
+    {
+        var (engines, router) = await StartAsync(1, SmallEngine, "--admission-control", "true", "--max-waiting-per-engine", "1", "--max-queue-wait", "60");
+        try
+        {
+            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            // The router does not know the batch yet: the first wave reaches the engine, which runs 2 and queues the rest.
+            var first = Enumerable.Range(0, 6).Select(i => ChatAsync(http, $"first-{i}", 60, cts.Token)).ToList();
+            await engines[0].WaitForMetricsAsync(m => m.Sum("vllm:num_requests_waiting") >= 3, TimeSpan.FromSeconds(10), "requests waiting in the engine");
+            await router.WaitForEnginesAsync(e => e[0]!["engine_stats"]!["num_requests_waiting"]!.GetValue<double>() >= 3, TimeSpan.FromSeconds(10), "the scrape of the engine's queue");
+            // Now it knows (2 running + 1 waiting): the second wave waits in the router, not in the engine.
+            var second = Enumerable.Range(0, 6).Select(i => ChatAsync(http, $"second-{i}", 4, cts.Token)).ToList();
+            await WaitForQueuedAsync(router, 6, TimeSpan.FromSeconds(10));
+            Assert.All(await Task.WhenAll(first.Concat(second)), o => Assert.True(Completed(o), $"{o.Status} {o.Body}"));
+        }
+        finally
+        {
+            await StopAsync(engines, router);
+        }
+    }
+
+    [Fact]
     public async Task A_light_client_keeps_being_served_while_a_heavy_client_floods()
     {
         var (engines, router) = await StartAsync(2, SmallEngine,
@@ -208,6 +231,7 @@ public sealed class AdmissionControlTests
             using var leave = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
             var leaving = ChatAsync(http, "leaver", 4, leave.Token);
             await WaitForQueuedAsync(router, 1, TimeSpan.FromSeconds(10));
+            Assert.Equal(1, (await router.MetricsAsync()).Sum("vllmstack:router_queue_depth", ("model", Model)));
             await leave.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => leaving);
             var clock = Stopwatch.StartNew();
