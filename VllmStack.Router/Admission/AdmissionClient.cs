@@ -16,7 +16,7 @@ public static class AdmissionClient
             : inspected.Priority ?? 0;
         // OpenAI's estimate of a request's tokens before tokenizing: a token per 4 characters, plus the output it may produce.
         var cost = (int)Math.Min(int.MaxValue, request.JsonBody.Length / 4L + Math.Max(0, inspected.MaxTokens ?? 0));
-        return new AdmissionTicket(Key(context, options), priority, cost);
+        return new AdmissionTicket(Key(context, options.SessionKey, options.ApiKeys is { Length: > 0 }), priority, cost);
     }
 
     /// <summary>
@@ -24,14 +24,14 @@ public static class AdmissionClient
     /// check any client could claim any key, and OpenAI SDK users often all send the same placeholder), else its session
     /// header (<see cref="RouterOptions.SessionKey"/>), else its address.
     /// </summary>
-    public static string Key(HttpContext context, RouterOptions options)
+    public static string Key(HttpContext context, string sessionHeader, bool keysChecked)
     {
         var headers = context.Request.Headers;
-        if (options.ApiKeyList().Count > 0 && headers.Authorization.ToString() is { Length: > 0 } key)
+        if (keysChecked && headers.Authorization.ToString() is { Length: > 0 } key)
         {
             return "key:" + key;
         }
-        if (headers.TryGetValue(options.SessionKey, out var session) && session.ToString() is { Length: > 0 } sessionKey)
+        if (headers.TryGetValue(sessionHeader, out var session) && session.ToString() is { Length: > 0 } sessionKey)
         {
             return "session:" + sessionKey;
         }

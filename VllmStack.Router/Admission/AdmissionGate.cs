@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Threading.RateLimiting;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
+using VllmStack.Router.Forwarding;
 using VllmStack.Router.Stats;
 
 namespace VllmStack.Router.Admission;
@@ -28,6 +29,7 @@ public sealed class AdmissionGate : IDisposable
     private static readonly double[] WaitBuckets = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
 
     private readonly AdmissionOptions _options;
+    private readonly RouterOptions _routerOptions;
     private readonly EngineRegistry _registry;
     private readonly ILogger<AdmissionGate> _logger;
     private readonly Lock _lock = new();
@@ -43,6 +45,7 @@ public sealed class AdmissionGate : IDisposable
     public AdmissionGate(RouterOptions options, EngineRegistry registry, ILogger<AdmissionGate> logger)
     {
         _options = options.Admission;
+        _routerOptions = options;
         _registry = registry;
         _logger = logger;
         if (_options.ClientMaxConcurrency > 0)
@@ -86,8 +89,14 @@ public sealed class AdmissionGate : IDisposable
 
     /// <summary>
     /// Lets the request through at once, after a wait, or not: a lease to dispose when the request is over, a rejection,
-    /// or neither when the client left while queued.
+    /// or neither when the client left while queued. With admission control off and no client limits, a no-op lease at once.
     /// </summary>
+    public ValueTask<(AdmissionLease? Lease, AdmissionRejection? Rejection)> AdmitAsync(string model, HttpContext context, ClientRequest request, CancellationToken aborted) =>
+        _options.Enabled || _concurrency is not null || _tokens is not null
+            ? new(AdmitAsync(model, AdmissionClient.Ticket(context, request, _routerOptions), aborted))
+            : new((AdmissionLease.None, null));
+
+    /// <inheritdoc cref="AdmitAsync(string, HttpContext, ClientRequest, CancellationToken)"/>
     public async Task<(AdmissionLease? Lease, AdmissionRejection? Rejection)> AdmitAsync(string model, AdmissionTicket ticket, CancellationToken aborted)
     {
         var permits = new List<RateLimitLease>(2);
@@ -330,6 +339,9 @@ public sealed class AdmissionGate : IDisposable
 /// <summary>A request let through the gate; disposing it (once, when the request is over) frees its slot and client permits.</summary>
 public sealed class AdmissionLease : IDisposable
 {
+    /// <summary>The lease of a request that nothing limits: disposing it does nothing.</summary>
+    internal static readonly AdmissionLease None = new(null!, null, []) { _disposed = 1 };
+
     private readonly AdmissionGate _gate;
     private readonly AdmissionGate.ModelQueue? _queue;
     private readonly List<RateLimitLease> _permits;

@@ -13,8 +13,8 @@ public sealed class AdmissionOptions
 
     /// <summary>
     /// Requests an engine may have waiting beyond its running batch before it counts as saturated. The batch size is
-    /// learnt from the engine's metrics (<c>vllm:num_requests_running</c> while <c>vllm:num_requests_waiting</c> is above
-    /// zero); an engine that has never shown a full batch is not limited until it does.
+    /// learnt from the engine's metrics (the most <c>vllm:num_requests_running</c> seen while <c>vllm:num_requests_waiting</c>
+    /// was above zero, or later); an engine that has never shown a full batch is not limited until it does.
     /// </summary>
     public int MaxWaitingPerEngine { get; set; } = 2;
 

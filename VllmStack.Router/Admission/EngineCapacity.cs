@@ -5,7 +5,8 @@ namespace VllmStack.Router.Admission;
 /// <summary>
 /// How many more requests one engine can take before it is saturated. Its batch size is learnt from its metrics: the
 /// running count of a scrape that also shows requests waiting is what the engine can run at once (its
-/// <c>max-num-seqs</c>, or less when the KV cache is the bound); a later scrape that shows more running raises it. Between
+/// <c>max-num-seqs</c>); a later scrape that shows more running raises it. It is never lowered (a KV cache that bounds
+/// the batch lower shows as requests waiting in the engine, at most the waiting allowance more). Between
 /// scrapes, the router's own in-flight count is the fast signal; what the engine reported beyond the router's requests
 /// (other routers, direct clients) is taken off the room.
 /// </summary>
@@ -24,11 +25,9 @@ public sealed class EngineCapacity
             return;
         }
         _seen = load.ScrapedAt;
-        if (load.Waiting > 0 && load.Running > 0)
-        {
-            Batch = load.Running;
-        }
-        else if (Batch is { } batch && load.Running > batch)
+        // Only ever raised: a scrape often catches requests that arrived since the scheduler's last step still waiting
+        // beside a batch that is not full, which would read as a smaller batch and cut the engine's share for nothing.
+        if ((load.Waiting > 0 || Batch is not null) && load.Running > (Batch ?? 0))
         {
             Batch = load.Running;
         }

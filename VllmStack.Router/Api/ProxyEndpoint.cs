@@ -68,7 +68,7 @@ public sealed class ProxyEndpoint(
         }
         demand.Served(model);
         // Admission control (Admission/): wait for room on the model's engines, or 429.
-        var (lease, rejection) = await admission.AdmitAsync(model, AdmissionClient.Ticket(context, request, options), aborted);
+        var (lease, rejection) = await admission.AdmitAsync(model, context, request, aborted);
         if (rejection is not null)
         {
             metrics.Rejected(rejection.Reason);

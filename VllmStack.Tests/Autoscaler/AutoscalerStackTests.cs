@@ -35,33 +35,54 @@ public sealed class AutoscalerStackTests
         return builder;
     }
 
+    /// <summary>Builds and starts the stack, and waits until the autoscaler is healthy (it is the last to start).</summary>
+    private static async Task<DistributedApplication> StartedAsync(IDistributedApplicationTestingBuilder builder, CancellationToken cancellationToken)
+    {
+        var app = await builder.BuildAsync(cancellationToken);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+            await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cancellationToken);
+            return app;
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>EngineSim running 2 sequences at a time, 5 ms a token: a few clients make requests queue.</summary>
+    private static void TwoSequenceEngines(VllmEngineOptions o)
+    {
+        o.MaxNumSeqs = 2;
+        o.SimulatorPreset = "fast";
+        o.ExtraArgs.Add("--inter-token-latency-ms");
+        o.ExtraArgs.Add("5");
+    }
+
+    /// <summary>Short windows from one replica: 2 waiting per replica, an 8 s stable and 3 s panic window, 2 s to scale up.</summary>
+    private static void BurstPolicy(AutoscalePolicy p, int maxReplicas, int scaleDownSeconds)
+    {
+        p.MinReplicas = 1;
+        p.MaxReplicas = maxReplicas;
+        p.TargetWaitingPerReplica = 2;
+        p.StableWindowSeconds = 8;
+        p.PanicWindowSeconds = 3;
+        p.ScaleUpStabilizationSeconds = 2;
+        p.ScaleDownStabilizationSeconds = scaleDownSeconds;
+    }
+
     [Fact]
     public async Task A_burst_scales_engines_up_and_they_come_back_down_after_the_window_without_a_failed_request()
     {
         using var cts = new CancellationTokenSource(Bound);
         var builder = Stack(
-            o =>
-            {
-                o.MaxNumSeqs = 2;
-                o.SimulatorPreset = "fast";
-                o.ExtraArgs.Add("--inter-token-latency-ms");
-                o.ExtraArgs.Add("5");
-            },
+            TwoSequenceEngines,
             ["--routing-logic", "leastload"],
-            p =>
-            {
-                p.MinReplicas = 1;
-                p.MaxReplicas = 3;
-                p.TargetWaitingPerReplica = 2;
-                p.StableWindowSeconds = 8;
-                p.PanicWindowSeconds = 3;
-                p.ScaleUpStabilizationSeconds = 2;
-                p.ScaleDownStabilizationSeconds = 6;
-            });
+            p => BurstPolicy(p, maxReplicas: 3, scaleDownSeconds: 6));
         using var disposeBuilder = builder;
-        await using var app = await builder.BuildAsync(cts.Token);
-        await app.StartAsync(cts.Token);
-        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        await using var app = await StartedAsync(builder, cts.Token);
         using var http = app.CreateHttpClientWithoutRetries("router");
         http.Timeout = TimeSpan.FromSeconds(30);
         Assert.Equal(1, app.EngineGroup("engine").DesiredReplicas);
@@ -140,28 +161,11 @@ public sealed class AutoscalerStackTests
         // The router lets each engine hold 2 running + 1 waiting; the rest of the burst waits in its queue. The engines'
         // own waiting count (at most 1) never reaches the target of 2 per replica: only the queued demand can scale them.
         var builder = Stack(
-            o =>
-            {
-                o.MaxNumSeqs = 2;
-                o.SimulatorPreset = "fast";
-                o.ExtraArgs.Add("--inter-token-latency-ms");
-                o.ExtraArgs.Add("5");
-            },
+            TwoSequenceEngines,
             ["--routing-logic", "leastload", "--admission-control", "true", "--max-in-flight-per-engine", "3", "--max-queue-wait", "60"],
-            p =>
-            {
-                p.MinReplicas = 1;
-                p.MaxReplicas = 2;
-                p.TargetWaitingPerReplica = 2;
-                p.StableWindowSeconds = 8;
-                p.PanicWindowSeconds = 3;
-                p.ScaleUpStabilizationSeconds = 2;
-                p.ScaleDownStabilizationSeconds = 60;
-            });
+            p => BurstPolicy(p, maxReplicas: 2, scaleDownSeconds: 60));
         using var disposeBuilder = builder;
-        await using var app = await builder.BuildAsync(cts.Token);
-        await app.StartAsync(cts.Token);
-        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        await using var app = await StartedAsync(builder, cts.Token);
         using var http = app.CreateHttpClientWithoutRetries("router");
         http.Timeout = TimeSpan.FromSeconds(90);
 
@@ -214,9 +218,7 @@ public sealed class AutoscalerStackTests
                 p.ScaleToZeroAfterSeconds = 4;
             });
         using var disposeBuilder = builder;
-        await using var app = await builder.BuildAsync(cts.Token);
-        await app.StartAsync(cts.Token);
-        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        await using var app = await StartedAsync(builder, cts.Token);
         using var http = app.CreateHttpClientWithoutRetries("router");
 
         while (app.EngineGroup("engine").DesiredReplicas > 0)

@@ -25,20 +25,20 @@ public sealed class AdmissionControlTests
     /// <summary>What one request saw: status, Retry-After, body (the error, or the stream), time to first token and in all.</summary>
     private sealed record Outcome(int Status, TimeSpan? RetryAfter, string Body, TimeSpan Ttft, TimeSpan Total);
 
-    private static async Task<(EngineSimProcess[] Engines, RouterProcess Router)> StartAsync(int engines, string[] engineArgs, params string[] routerArgs)
+    /// <summary>Engines and a router with these arguments, a client, and a bound on the test; everything is stopped after it.</summary>
+    private static async Task WithRouterAsync(int engines, string[] engineArgs, string[] routerArgs,
+        Func<EngineSimProcess[], RouterProcess, HttpClient, CancellationToken, Task> test)
     {
-        var started = await Task.WhenAll(Enumerable.Range(0, engines).Select(_ => EngineSimProcess.StartAsync(engineArgs)));
-        var router = await RouterProcess.StartAsync(["--static-backends", string.Join(',', started.Select(e => e.BaseUrl)), "--routing-logic", "leastload", .. routerArgs]);
-        await router.WaitForEnginesAsync(e => e.Count(x => x!["routable"]!.GetValue<bool>()) == engines, TimeSpan.FromSeconds(15), $"{engines} routable engines");
-        return (started, router);
-    }
-
-    private static async Task StopAsync(EngineSimProcess[] engines, RouterProcess router)
-    {
-        await router.DisposeAsync();
-        foreach (var engine in engines)
+        var (started, router) = await RoutedEngines.StartAsync(engines, engineArgs, "leastload", routerArgs);
+        try
         {
-            await engine.DisposeAsync();
+            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            await test(started, router, http, cts.Token);
+        }
+        finally
+        {
+            await RoutedEngines.StopAsync(started, router);
         }
     }
 
@@ -102,18 +102,14 @@ public sealed class AdmissionControlTests
     public async Task At_five_times_capacity_there_is_no_5xx_429s_carry_retry_after_and_openai_shape_and_admitted_ttft_stays_bounded()
     {
         // Two engines of 2 sequences, 20 tokens of 25 ms each: about 8 requests a second. Offered: 40 a second for 5 s.
-        var (engines, router) = await StartAsync(2, SmallEngine,
-            "--admission-control", "true", "--max-in-flight-per-engine", "3", "--max-queue-size", "16", "--max-queue-wait", "4");
-        try
+        await WithRouterAsync(2, SmallEngine, ["--admission-control", "true", "--max-in-flight-per-engine", "3", "--max-queue-size", "16", "--max-queue-wait", "4"], async (engines, router, http, cancellationToken) =>
         {
-            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
             var outcomes = new ConcurrentBag<Outcome>();
             var sends = new List<Task>();
             for (var i = 0; i < 200; i++)
             {
                 var client = $"client-{i % 10}";
-                sends.Add(Task.Run(async () => outcomes.Add(await ChatAsync(http, client, 20, cts.Token))));
+                sends.Add(Task.Run(async () => outcomes.Add(await ChatAsync(http, client, 20, cancellationToken))));
                 await Task.Delay(25);
             }
             await Task.WhenAll(sends);
@@ -144,52 +140,37 @@ public sealed class AdmissionControlTests
             Assert.Equal(ok.Count, metrics.Sum(Queued, ("decision", "admitted")));
             Assert.True(metrics.Sum(Queued, ("decision", "admitted"), ("reason", "queued")) >= 1, "no request was ever queued");
             Assert.Equal(ok.Count, metrics.Sum("vllmstack:router_queue_wait_seconds_count", ("model", Model)));
-        }
-        finally
-        {
-            await StopAsync(engines, router);
-        }
+        });
     }
 
     [Fact]
     public async Task Without_a_fixed_limit_the_engines_batch_is_learnt_from_its_metrics_and_later_requests_queue_in_the_router()
     {
-        var (engines, router) = await StartAsync(1, SmallEngine, "--admission-control", "true", "--max-waiting-per-engine", "1", "--max-queue-wait", "60");
-        try
+        await WithRouterAsync(1, SmallEngine, ["--admission-control", "true", "--max-waiting-per-engine", "1", "--max-queue-wait", "60"], async (engines, router, http, cancellationToken) =>
         {
-            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
             // The router does not know the batch yet: the first wave reaches the engine, which runs 2 and queues the rest.
-            var first = Enumerable.Range(0, 6).Select(i => ChatAsync(http, $"first-{i}", 60, cts.Token)).ToList();
+            var first = Enumerable.Range(0, 6).Select(i => ChatAsync(http, $"first-{i}", 60, cancellationToken)).ToList();
             await engines[0].WaitForMetricsAsync(m => m.Sum("vllm:num_requests_waiting") >= 3, TimeSpan.FromSeconds(10), "requests waiting in the engine");
             await router.WaitForEnginesAsync(e => e[0]!["engine_stats"]!["num_requests_waiting"]!.GetValue<double>() >= 3, TimeSpan.FromSeconds(10), "the scrape of the engine's queue");
             // Now it knows (2 running + 1 waiting): the second wave waits in the router, not in the engine.
-            var second = Enumerable.Range(0, 6).Select(i => ChatAsync(http, $"second-{i}", 4, cts.Token)).ToList();
+            var second = Enumerable.Range(0, 6).Select(i => ChatAsync(http, $"second-{i}", 4, cancellationToken)).ToList();
             await WaitForQueuedAsync(router, 6, TimeSpan.FromSeconds(10));
             Assert.All(await Task.WhenAll(first.Concat(second)), o => Assert.True(Completed(o), $"{o.Status} {o.Body}"));
-        }
-        finally
-        {
-            await StopAsync(engines, router);
-        }
+        });
     }
 
     [Fact]
     public async Task A_light_client_keeps_being_served_while_a_heavy_client_floods()
     {
-        var (engines, router) = await StartAsync(2, SmallEngine,
-            "--admission-control", "true", "--max-in-flight-per-engine", "2", "--max-queue-size", "200", "--max-queue-wait", "60");
-        try
+        await WithRouterAsync(2, SmallEngine, ["--admission-control", "true", "--max-in-flight-per-engine", "2", "--max-queue-size", "200", "--max-queue-wait", "60"], async (engines, router, http, cancellationToken) =>
         {
-            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
             using var stopHeavy = new CancellationTokenSource();
             var heavy = new ConcurrentBag<Outcome>();
             var flood = Task.WhenAll(Enumerable.Range(0, 24).Select(async _ =>
             {
                 for (var i = 0; i < 200 && !stopHeavy.IsCancellationRequested; i++)
                 {
-                    heavy.Add(await ChatAsync(http, "heavy", 20, cts.Token));
+                    heavy.Add(await ChatAsync(http, "heavy", 20, cancellationToken));
                 }
             }));
             await WaitForQueuedAsync(router, 20, TimeSpan.FromSeconds(30));
@@ -197,7 +178,7 @@ public sealed class AdmissionControlTests
             var light = new List<Outcome>();
             for (var i = 0; i < 6; i++)
             {
-                light.Add(await ChatAsync(http, "light", 20, cts.Token));
+                light.Add(await ChatAsync(http, "light", 20, cancellationToken));
             }
             await stopHeavy.CancelAsync();
             await flood;
@@ -209,26 +190,19 @@ public sealed class AdmissionControlTests
             var heavyMedian = Median(heavy.Select(o => o.Ttft.TotalSeconds));
             Assert.True(lightMedian * 2.5 < heavyMedian,
                 $"light client's median TTFT {lightMedian:F2} s is not far below the heavy client's {heavyMedian:F2} s ({heavy.Count} heavy requests)");
-        }
-        finally
-        {
-            await StopAsync(engines, router);
-        }
+        });
     }
 
     [Fact]
     public async Task A_client_that_disconnects_while_queued_leaves_the_queue_at_once_and_frees_no_slot_twice()
     {
-        var (engines, router) = await StartAsync(1, ["--latency-preset", "fast", "--max-num-seqs", "1", "--inter-token-latency-ms", "25"],
-            "--admission-control", "true", "--max-in-flight-per-engine", "1", "--max-queue-wait", "20");
-        try
+        await WithRouterAsync(1, ["--latency-preset", "fast", "--max-num-seqs", "1", "--inter-token-latency-ms", "25"],
+            ["--admission-control", "true", "--max-in-flight-per-engine", "1", "--max-queue-wait", "20"], async (engines, router, http, cancellationToken) =>
         {
-            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-            var blocker = ChatAsync(http, "blocker", 120, cts.Token);
+            var blocker = ChatAsync(http, "blocker", 120, cancellationToken);
             await router.WaitForEnginesAsync(e => e[0]!["in_flight"]!.GetValue<int>() == 1, TimeSpan.FromSeconds(10), "the blocker in flight");
 
-            using var leave = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+            using var leave = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var leaving = ChatAsync(http, "leaver", 4, leave.Token);
             await WaitForQueuedAsync(router, 1, TimeSpan.FromSeconds(10));
             Assert.Equal(1, (await router.MetricsAsync()).Sum("vllmstack:router_queue_depth", ("model", Model)));
@@ -244,33 +218,26 @@ public sealed class AdmissionControlTests
             Assert.Equal(1, metrics.Sum(Queued, ("decision", "abandoned"), ("reason", "client_disconnected")));
             // The slot is free exactly once: one request at a time is still admitted at once, and the next one queues behind it.
             var before = metrics.Sum(Queued, ("decision", "admitted"), ("reason", "immediate"));
-            var first = ChatAsync(http, "after", 40, cts.Token);
+            var first = ChatAsync(http, "after", 40, cancellationToken);
             await router.WaitForEnginesAsync(e => e[0]!["in_flight"]!.GetValue<int>() == 1, TimeSpan.FromSeconds(10), "the next request in flight");
-            var second = ChatAsync(http, "after-2", 4, cts.Token);
+            var second = ChatAsync(http, "after-2", 4, cancellationToken);
             await WaitForQueuedAsync(router, 1, TimeSpan.FromSeconds(10));
             Assert.True(Completed(await first));
             Assert.True(Completed(await second));
             metrics = await router.MetricsAsync();
             Assert.Equal(before + 1, metrics.Sum(Queued, ("decision", "admitted"), ("reason", "immediate")));
             Assert.True(left < TimeSpan.FromSeconds(2));
-        }
-        finally
-        {
-            await StopAsync(engines, router);
-        }
+        });
     }
 
     [Fact]
     public async Task A_clients_queued_requests_go_out_by_priority_body_field_or_header()
     {
         // vLLM accepts a non-zero priority only under priority scheduling; the engine alone would order these by the body field.
-        var (engines, router) = await StartAsync(1, ["--latency-preset", "fast", "--max-num-seqs", "1", "--inter-token-latency-ms", "20", "--scheduling-policy", "priority"],
-            "--admission-control", "true", "--max-in-flight-per-engine", "1", "--max-queue-wait", "30");
-        try
+        await WithRouterAsync(1, ["--latency-preset", "fast", "--max-num-seqs", "1", "--inter-token-latency-ms", "20", "--scheduling-policy", "priority"],
+            ["--admission-control", "true", "--max-in-flight-per-engine", "1", "--max-queue-wait", "30"], async (engines, router, http, cancellationToken) =>
         {
-            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-            var blocker = ChatAsync(http, "blocker", 60, cts.Token);
+            var blocker = ChatAsync(http, "blocker", 60, cancellationToken);
             await router.WaitForEnginesAsync(e => e[0]!["in_flight"]!.GetValue<int>() == 1, TimeSpan.FromSeconds(10), "the blocker in flight");
 
             var finished = new ConcurrentQueue<string>();
@@ -282,7 +249,7 @@ public sealed class AdmissionControlTests
                 var (name, body, header) = requests[i];
                 sent.Add(Task.Run(async () =>
                 {
-                    var outcome = await ChatAsync(http, "one-client", 4, cts.Token, body, header);
+                    var outcome = await ChatAsync(http, "one-client", 4, cancellationToken, body, header);
                     Assert.True(Completed(outcome), outcome.Body);
                     finished.Enqueue(name);
                 }));
@@ -291,26 +258,19 @@ public sealed class AdmissionControlTests
             Assert.True(Completed(await blocker));
             await Task.WhenAll(sent);
             Assert.Equal(["p1", "p2", "h3", "p5"], finished.ToArray());
-        }
-        finally
-        {
-            await StopAsync(engines, router);
-        }
+        });
     }
 
     [Fact]
     public async Task Per_client_limits_on_concurrent_requests_and_tokens_per_minute_answer_429_for_that_client_only()
     {
-        var (engines, router) = await StartAsync(1, ["--latency-preset", "fast", "--inter-token-latency-ms", "20"],
-            "--client-max-concurrency", "1", "--client-tokens-per-minute", "300");
-        try
+        await WithRouterAsync(1, ["--latency-preset", "fast", "--inter-token-latency-ms", "20"],
+            ["--client-max-concurrency", "1", "--client-tokens-per-minute", "300"], async (engines, router, http, cancellationToken) =>
         {
-            using var http = new HttpClient { BaseAddress = router.BaseUrl, Timeout = TimeSpan.FromSeconds(90) };
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-            var first = ChatAsync(http, "a", 60, cts.Token);
+            var first = ChatAsync(http, "a", 60, cancellationToken);
             await router.WaitForEnginesAsync(e => e[0]!["in_flight"]!.GetValue<int>() == 1, TimeSpan.FromSeconds(10), "a's request in flight");
-            var second = await ChatAsync(http, "a", 4, cts.Token);
-            var other = await ChatAsync(http, "b", 4, cts.Token);
+            var second = await ChatAsync(http, "a", 4, cancellationToken);
+            var other = await ChatAsync(http, "b", 4, cancellationToken);
             Assert.True(Completed(await first));
             Assert.Equal(429, second.Status);
             Assert.True(second.RetryAfter >= TimeSpan.FromSeconds(1));
@@ -318,23 +278,19 @@ public sealed class AdmissionControlTests
             Assert.True(Completed(other), other.Body);
 
             // 300 tokens a minute: a request of ~230 passes, the next one must wait for the bucket to refill.
-            Assert.True(Completed(await ChatAsync(http, "c", 200, cts.Token)));
-            var overBudget = await ChatAsync(http, "c", 200, cts.Token);
+            Assert.True(Completed(await ChatAsync(http, "c", 200, cancellationToken)));
+            var overBudget = await ChatAsync(http, "c", 200, cancellationToken);
             Assert.Equal(429, overBudget.Status);
             var error = JsonNode.Parse(overBudget.Body)!["error"]!;
             Assert.Equal("tokens", error["type"]!.GetValue<string>());
             Assert.Equal("rate_limit_exceeded", error["code"]!.GetValue<string>());
             Assert.True(overBudget.RetryAfter >= TimeSpan.FromSeconds(1));
-            Assert.True(Completed(await ChatAsync(http, "d", 200, cts.Token)), "another client's budget is its own");
+            Assert.True(Completed(await ChatAsync(http, "d", 200, cancellationToken)), "another client's budget is its own");
 
             var metrics = await router.MetricsAsync();
             Assert.Equal(1, metrics.Sum(Queued, ("decision", "rejected"), ("reason", "client_concurrency")));
             Assert.Equal(1, metrics.Sum(Queued, ("decision", "rejected"), ("reason", "client_tokens")));
-        }
-        finally
-        {
-            await StopAsync(engines, router);
-        }
+        });
     }
 
     private static double Median(IEnumerable<double> values)

@@ -78,7 +78,7 @@ public sealed class AdmissionUnitTests
     }
 
     [Fact]
-    public void An_engines_batch_is_learnt_from_a_scrape_with_requests_waiting_and_raised_when_it_runs_more()
+    public void An_engines_batch_is_learnt_from_a_scrape_with_requests_waiting_raised_when_it_runs_more_and_never_lowered()
     {
         var engine = new Engine(1, new Uri("http://127.0.0.1:1/"));
         var options = new AdmissionOptions { MaxWaitingPerEngine = 2 };
@@ -108,7 +108,12 @@ public sealed class AdmissionUnitTests
         Assert.Equal(8 - 2 - 7, capacity.Room(engine, options));
         Assert.Equal(6, capacity.Batch);
 
+        // A scrape between scheduler steps (new arrivals still waiting beside a batch not full) does not lower it.
+        engine.SetLoad(new EngineLoad(3, 2, 0, 0, 5, at.AddSeconds(4)));
+        Assert.Equal(8 - 0 - 7, capacity.Room(engine, options));
+        Assert.Equal(6, capacity.Batch);
+
         // A fixed limit replaces the learnt one.
-        Assert.Equal(10 - 2 - 7, capacity.Room(engine, new AdmissionOptions { MaxInFlightPerEngine = 10 }));
+        Assert.Equal(10 - 0 - 7, capacity.Room(engine, new AdmissionOptions { MaxInFlightPerEngine = 10 }));
     }
 }
