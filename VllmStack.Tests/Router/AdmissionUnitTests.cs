@@ -1,9 +1,11 @@
 using VllmStack.Router.Admission;
+using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
+using VllmStack.Tests.Infrastructure;
 
 namespace VllmStack.Tests.Router;
 
-/// <summary>The fair queue and the engine capacity estimate as pure logic.</summary>
+/// <summary>The fair queue and the engine capacity estimate as pure logic; admission options checked at start-up.</summary>
 public sealed class AdmissionUnitTests
 {
     private static List<string> Drain(FairQueue<string> queue)
@@ -115,5 +117,24 @@ public sealed class AdmissionUnitTests
 
         // A fixed limit replaces the learnt one.
         Assert.Equal(10 - 0 - 7, capacity.Room(engine, new AdmissionOptions { MaxInFlightPerEngine = 10 }));
+    }
+
+    [Fact]
+    public void Admission_options_are_validated_with_the_routers_other_options()
+    {
+        Assert.Empty(new RouterOptions().Validate());
+        Assert.Contains(new RouterOptions { Admission = new AdmissionOptions { MaxQueueWait = 0 } }.Validate(), p => p.Contains("--max-queue-wait", StringComparison.Ordinal));
+        Assert.Contains(new RouterOptions { Admission = new AdmissionOptions { MaxQueueSize = -1 } }.Validate(), p => p.Contains("must not be negative", StringComparison.Ordinal));
+        Assert.Contains(new AdmissionOptions { MaxWaitingPerEngine = 0 }.Validate(), p => p.Contains("--max-waiting-per-engine", StringComparison.Ordinal));
+        Assert.Empty(new AdmissionOptions { MaxWaitingPerEngine = 0, MaxInFlightPerEngine = 4 }.Validate());
+    }
+
+    [Fact]
+    public async Task The_router_refuses_to_start_with_a_bad_admission_option_and_says_why()
+    {
+        var run = await ProgramProcess.RunToExitAsync("dotnet",
+            [RepoPaths.ProgramDll("VllmStack.Router"), "--host", "127.0.0.1", "--port", "0", "--admission-control", "true", "--max-queue-wait", "-3"], TimeSpan.FromSeconds(60));
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("--max-queue-wait must be between 0 and 3600 seconds", run.Output, StringComparison.Ordinal);
     }
 }
