@@ -287,9 +287,21 @@ public sealed class AdmissionControlTests
             Assert.True(overBudget.RetryAfter >= TimeSpan.FromSeconds(1));
             Assert.True(Completed(await ChatAsync(http, "d", 200, cancellationToken)), "another client's budget is its own");
 
+            // The official SDK reports the 429 as such, with the router's message (no retries here: this one never fits).
+            var sdk = new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential("unused"), new OpenAI.OpenAIClientOptions
+            {
+                Endpoint = new Uri(router.BaseUrl, "v1"),
+                NetworkTimeout = TimeSpan.FromSeconds(30),
+                RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(maxRetries: 0),
+            });
+            var tooLarge = await Assert.ThrowsAsync<System.ClientModel.ClientResultException>(() => sdk.GetChatClient(Model).CompleteChatAsync(
+                [new OpenAI.Chat.UserChatMessage("hi")], new OpenAI.Chat.ChatCompletionOptions { MaxOutputTokenCount = 400 }, cancellationToken));
+            Assert.Equal(429, tooLarge.Status);
+            Assert.Contains("tokens per minute", tooLarge.Message, StringComparison.Ordinal);
+
             var metrics = await router.MetricsAsync();
             Assert.Equal(1, metrics.Sum(Queued, ("decision", "rejected"), ("reason", "client_concurrency")));
-            Assert.Equal(1, metrics.Sum(Queued, ("decision", "rejected"), ("reason", "client_tokens")));
+            Assert.Equal(2, metrics.Sum(Queued, ("decision", "rejected"), ("reason", "client_tokens")));
         });
     }
 
