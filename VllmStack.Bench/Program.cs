@@ -112,5 +112,24 @@ chaos.SetAction(async (result, cancellationToken) =>
     return rows.Where(r => r.Config != "migration off").All(r => r.Completed == r.Requests) ? 0 : 1;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, kvLookup, chaos, MultiRoundCommand.Create() };
+var overloadRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 3, Description = "Measured runs per configuration; medians are reported." };
+var overloadDuration = new Option<int>("--duration") { DefaultValueFactory = _ => 10, Description = "Seconds of offered load per run." };
+var overloadMultiples = new Option<string>("--loads") { DefaultValueFactory = _ => "1,2,5", Description = "Offered loads as multiples of the measured capacity." };
+var overloadTimeout = new Option<int>("--request-timeout") { DefaultValueFactory = _ => 20, Description = "Seconds a client waits for a whole answer before giving up (counts as failed)." };
+var overloadAdmission = new Option<string>("--admission-args") { DefaultValueFactory = _ => "--admission-control true --max-waiting-per-engine 1 --max-queue-wait 5", Description = "Router arguments of the 'admission on' runs, space-separated." };
+var overloadOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var overload = new Command("overload", "Goodput and p99 TTFT against offered load (1×, 2×, 5× the engines' capacity), without and with admission control, on two small simulated engines.")
+{
+    overloadRuns, overloadDuration, overloadMultiples, overloadTimeout, overloadAdmission, overloadOutput,
+};
+overload.SetAction(async (result, cancellationToken) =>
+{
+    var rows = await OverloadComparison.RunAsync(new OverloadComparison.Settings(2, 4, 20, 32,
+        [.. result.GetValue(overloadMultiples)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(m => double.Parse(m, System.Globalization.CultureInfo.InvariantCulture))],
+        TimeSpan.FromSeconds(result.GetValue(overloadDuration)), result.GetValue(overloadRuns), TimeSpan.FromSeconds(result.GetValue(overloadTimeout)), 20,
+        result.GetValue(overloadAdmission)!.Split(' ', StringSplitOptions.RemoveEmptyEntries), result.GetValue(overloadOutput)!), cancellationToken);
+    return rows.Count > 0 ? 0 : 1;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, kvLookup, chaos, overload, MultiRoundCommand.Create() };
 return await root.Parse(args).InvokeAsync();

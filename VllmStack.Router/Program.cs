@@ -1,5 +1,6 @@
 using VllmStack.ServiceDefaults.Telemetry;
 using System.Net;
+using VllmStack.Router.Admission;
 using VllmStack.Router.Api;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Discovery;
@@ -134,6 +135,7 @@ services.AddSingleton<EngineForwarder>();
 services.AddSingleton<OutlierDetector>();
 services.AddSingleton<RouterMetrics>();
 services.AddSingleton<ModelDemand>();
+services.AddSingleton<AdmissionGate>();
 services.AddSingleton<ProxyEndpoint>();
 services.AddHealthChecks().AddCheck<EnginesHealthCheck>("engines");
 
@@ -154,6 +156,7 @@ if (dynamicSource is not null)
     };
 }
 app.Services.GetRequiredService<RouterMetrics>();
+app.Services.GetRequiredService<AdmissionGate>();
 
 app.UseMiddleware<UnhandledErrorMiddleware>();
 // Answers ASP.NET itself gives without a body (405 for a wrong method, 415, 400 from model binding) get an OpenAI-style one.

@@ -14,7 +14,7 @@ internal static class GrafanaDashboard
 
     /// <summary>
     /// The panels the Production Stack's dashboard has (available engines, request latency, TTFT distribution, running and
-    /// waiting requests, KV usage, KV hit rate, QPS), plus the router's own overhead and the autoscaler's replicas. Engine
+    /// waiting requests, KV usage, KV hit rate, QPS), plus the router's own overhead, its admission queue, stream migrations and the autoscaler's replicas. Engine
     /// series are told from the router's copies of them by <c>model_name</c>, which only the engines' carry.
     /// </summary>
     public static string Json()
@@ -78,6 +78,19 @@ internal static class GrafanaDashboard
             ("Rejected and retried", "timeseries", "reqps", [
                 ("sum by (reason) (rate(vllmstack:router_rejected_requests_total[5m]))", "rejected {{reason}}"),
                 ("sum by (reason) (rate(vllmstack:router_retries_total[5m]))", "retried {{reason}}")]));
+        Row(
+            ("Router queue depth (admission control)", "timeseries", "short", [("sum by (model) (vllmstack:router_queue_depth)", "{{model}}")]),
+            ("Router queue wait", "timeseries", "s", [
+                ("histogram_quantile(0.5, sum by (le) (rate(vllmstack:router_queue_wait_seconds_bucket[5m])))", "p50"),
+                ("histogram_quantile(0.99, sum by (le) (rate(vllmstack:router_queue_wait_seconds_bucket[5m])))", "p99")]),
+            ("Admission decisions", "timeseries", "reqps", [
+                ("sum by (decision, reason) (rate(vllmstack:router_admission_decisions_total[5m]))", "{{decision}} {{reason}}")]));
+        Row(
+            ("Stream migrations", "timeseries", "reqps", [
+                ("sum by (reason, outcome) (rate(vllmstack:router_stream_migrations_total[5m]))", "{{reason}} {{outcome}}")]),
+            ("Migration delay", "timeseries", "s", [
+                ("histogram_quantile(0.5, sum by (le) (rate(vllmstack:router_migration_delay_seconds_bucket[5m])))", "p50"),
+                ("histogram_quantile(0.99, sum by (le) (rate(vllmstack:router_migration_delay_seconds_bucket[5m])))", "p99")]));
 
         var dashboard = new JsonObject
         {

@@ -10,12 +10,12 @@ public static class ErrorResponses
 {
     private static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static byte[] Body(int status, string message, string? param = null)
+    public static byte[] Body(int status, string message, string? param = null, string? type = null, string? code = null)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, Options))
         {
-            OpenAiErrors.Write(w, status, message, param: param);
+            OpenAiErrors.Write(w, status, message, type, param, code);
         }
         return stream.ToArray();
     }
@@ -28,7 +28,15 @@ public static class ErrorResponses
         var status => $"{ReasonPhrases.GetReasonPhrase(status)} ({context.Request.Method} {context.Request.Path}).",
     };
 
-    public static async Task WriteAsync(HttpContext context, int status, string message, string? param = null, TimeSpan? retryAfter = null)
+    /// <summary>
+    /// 429 as OpenAI's API writes it: <c>type</c> <c>requests</c> or <c>tokens</c> (the limit reached), <c>code</c>
+    /// <c>rate_limit_exceeded</c> (clients tell it from <c>insufficient_quota</c>, which is not worth retrying), <c>param</c> null.
+    /// </summary>
+    public static Task WriteRateLimitAsync(HttpContext context, string type, string message, TimeSpan retryAfter) =>
+        WriteAsync(context, 429, message, retryAfter: retryAfter, type: type, code: "rate_limit_exceeded");
+
+    public static async Task WriteAsync(HttpContext context, int status, string message, string? param = null, TimeSpan? retryAfter = null,
+        string? type = null, string? code = null)
     {
         var response = context.Response;
         if (response.HasStarted)
@@ -42,6 +50,6 @@ public static class ErrorResponses
         {
             response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
-        await response.Body.WriteAsync(Body(status, message, param), context.RequestAborted);
+        await response.Body.WriteAsync(Body(status, message, param, type, code), context.RequestAborted);
     }
 }

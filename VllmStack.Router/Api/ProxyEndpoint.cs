@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using VllmStack.Router.Admission;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
 using VllmStack.Router.Forwarding;
@@ -17,7 +18,7 @@ namespace VllmStack.Router.Api;
 /// </summary>
 public sealed class ProxyEndpoint(
     EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, OutlierDetector outliers,
-    RouterOptions options, RouterMetrics metrics, ModelDemand demand)
+    RouterOptions options, RouterMetrics metrics, ModelDemand demand, AdmissionGate admission)
 {
     public static void Map(IEndpointRouteBuilder app)
     {
@@ -67,6 +68,19 @@ public sealed class ProxyEndpoint(
             return;
         }
         demand.Served(model);
+        // Admission control (Admission/): wait for room on the model's engines, or 429.
+        var (lease, rejection) = await admission.AdmitAsync(model, context, request, aborted);
+        if (rejection is not null)
+        {
+            metrics.Rejected(rejection.Reason);
+            await ErrorResponses.WriteRateLimitAsync(context, rejection.Type, rejection.Message, rejection.RetryAfter);
+            return;
+        }
+        if (lease is null)
+        {
+            return; // the client left while queued
+        }
+        using var admitted = lease;
         var session = context.Request.Headers.TryGetValue(options.SessionKey, out var header) && header.ToString() is { Length: > 0 } key ? key : inspected.SessionKey;
         var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, request.JsonBody);
         var tried = new HashSet<int>();

@@ -18,8 +18,8 @@ public static class RouterEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         app.MapGet("/v1/models", (HttpContext context, EngineRegistry registry) => WriteAsync(context, w => WriteModels(w, registry)));
-        app.MapGet("/engines", (HttpContext context, EngineRegistry registry, RoutingPolicyHolder policies, ModelDemand demand) =>
-            WriteAsync(context, w => WriteEngines(w, registry, policies, demand)));
+        app.MapGet("/engines", (HttpContext context, EngineRegistry registry, RoutingPolicyHolder policies, ModelDemand demand, Admission.AdmissionGate admission) =>
+            WriteAsync(context, w => WriteEngines(w, registry, policies, demand, admission)));
         app.MapGet("/version", (HttpContext context) => WriteAsync(context, w =>
         {
             w.WriteStartObject();
@@ -66,7 +66,7 @@ public static class RouterEndpoints
         w.WriteEndObject();
     }
 
-    private static void WriteEngines(Utf8JsonWriter w, EngineRegistry registry, RoutingPolicyHolder policies, ModelDemand demand)
+    private static void WriteEngines(Utf8JsonWriter w, EngineRegistry registry, RoutingPolicyHolder policies, ModelDemand demand, Admission.AdmissionGate admission)
     {
         var now = DateTimeOffset.UtcNow;
         w.WriteStartObject();
@@ -119,6 +119,13 @@ public static class RouterEndpoints
         // Requests turned away for want of an engine, per model, since the router started.
         w.WriteStartObject("unserved_requests");
         foreach (var (model, count) in demand.UnservedTotals.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            w.WriteNumber(model, count);
+        }
+        w.WriteEndObject();
+        // Requests waiting in the admission queue now, per model (demand the engines have not taken yet).
+        w.WriteStartObject("queued_requests");
+        foreach (var (model, count) in admission.QueuedPerModel().OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             w.WriteNumber(model, count);
         }

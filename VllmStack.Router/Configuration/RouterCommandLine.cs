@@ -28,6 +28,14 @@ public static class RouterCommandLine
         ["--cache-server"] = "Router:KvAware:CacheServer",
         ["--scale-to-zero-models"] = "Router:ScaleToZeroModels",
         ["--max-migrations"] = "Router:Migration:MaxMigrations",
+        // Admission control (Admission/AdmissionOptions.cs).
+        ["--admission-control"] = "Router:Admission:Enabled",
+        ["--max-waiting-per-engine"] = "Router:Admission:MaxWaitingPerEngine",
+        ["--max-in-flight-per-engine"] = "Router:Admission:MaxInFlightPerEngine",
+        ["--max-queue-size"] = "Router:Admission:MaxQueueSize",
+        ["--max-queue-wait"] = "Router:Admission:MaxQueueWait",
+        ["--client-max-concurrency"] = "Router:Admission:ClientMaxConcurrency",
+        ["--client-tokens-per-minute"] = "Router:Admission:ClientTokensPerMinute",
     };
 
     public const string Usage = """
@@ -52,6 +60,13 @@ public static class RouterCommandLine
           --max-attempts N               engines tried per request before giving up (default 3)
           --scale-to-zero-models M,M     models that may have no engine: 503 + Retry-After (not 404) and counted as demand
           --max-migrations N             continuations of a stream whose engine fails mid-response (default 2; 0: off)
+          --admission-control true|false queue requests in the router when every engine of their model is saturated (default false)
+          --max-waiting-per-engine N     requests an engine may have waiting beyond its learnt batch before it is saturated (default 2)
+          --max-in-flight-per-engine N   a fixed per-engine limit instead of the learnt batch + waiting (default 0: learn)
+          --max-queue-size N             requests queued per model before 429 (default 1000)
+          --max-queue-wait SEC           longest wait in the queue before 429 (default 30)
+          --client-max-concurrency N     requests in progress per client before 429 (default 0: no limit)
+          --client-tokens-per-minute N   estimated tokens per client per minute before 429 (default 0: no limit)
         """;
 
     /// <summary>Flags the Production Stack router takes without a value; configuration needs one.</summary>

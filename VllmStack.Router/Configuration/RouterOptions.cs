@@ -80,6 +80,8 @@ public sealed class RouterOptions
 
     public Discovery.KubernetesDiscoveryOptions Kubernetes { get; set; } = new();
 
+    public Admission.AdmissionOptions Admission { get; set; } = new();
+
     public IReadOnlyList<Uri> StaticBackendUrls() => SplitList(StaticBackends).Select(ParseUrl).ToList();
 
     public IReadOnlyList<string> StaticModelNames() => SplitList(StaticModels);
@@ -141,7 +143,7 @@ public sealed class RouterOptions
         {
             yield return "MaxRequestBodyBytes and MaxUploadBodyBytes must be at least 1024";
         }
-        foreach (var problem in Forwarding.Validate().Concat(OutlierDetection.Validate()).Concat(Migration.Validate()))
+        foreach (var problem in Forwarding.Validate().Concat(OutlierDetection.Validate()).Concat(Migration.Validate()).Concat(Admission.Validate()))
         {
             yield return problem;
         }

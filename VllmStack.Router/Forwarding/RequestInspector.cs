@@ -6,7 +6,9 @@ namespace VllmStack.Router.Forwarding;
 
 /// <summary>What routing needs from a request body: the model, a session key, and (for prefix routing) the prompt as text.</summary>
 /// <param name="ModelNotString">The body has a <c>model</c> field that is not a string (a client mistake).</param>
-public sealed record InspectedRequest(string? Model, string? SessionKey, string? PromptText, bool ModelNotString = false);
+/// <param name="Priority">vLLM's <c>priority</c> (lower first) when an integer; admission control orders a client's queue by it.</param>
+/// <param name="MaxTokens"><c>max_tokens</c> or <c>max_completion_tokens</c> when an integer; admission control counts it against token limits.</param>
+public sealed record InspectedRequest(string? Model, string? SessionKey, string? PromptText, bool ModelNotString = false, int? Priority = null, int? MaxTokens = null);
 
 /// <summary>
 /// Reads the top-level fields routing needs and checks, on the way, that the whole body is one well-formed JSON
@@ -31,6 +33,8 @@ public static class RequestInspector
         string? session = null;
         string? user = null;
         string? prompt = null;
+        int? priority = null;
+        int? maxTokens = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             JsonEscapes.CheckDecodable(ref reader);
@@ -39,6 +43,8 @@ public static class RequestInspector
             var isSession = sessionField is not null && reader.ValueTextEquals(sessionField);
             var isMessages = wantPrompt && reader.ValueTextEquals("messages"u8);
             var isPrompt = wantPrompt && (reader.ValueTextEquals("prompt"u8) || reader.ValueTextEquals("input"u8));
+            var isPriority = reader.ValueTextEquals("priority"u8);
+            var isMaxTokens = reader.ValueTextEquals("max_tokens"u8) || reader.ValueTextEquals("max_completion_tokens"u8);
             if (!reader.Read())
             {
                 break;
@@ -51,6 +57,18 @@ public static class RequestInspector
             else if (isSession && reader.TokenType is JsonTokenType.String or JsonTokenType.Number)
             {
                 session = reader.TokenType == JsonTokenType.String ? reader.GetString() : Encoding.UTF8.GetString(reader.ValueSpan);
+            }
+            else if ((isPriority || isMaxTokens) && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var number))
+            {
+                // Read for admission control only; the engine validates them.
+                if (isPriority)
+                {
+                    priority = number;
+                }
+                else
+                {
+                    maxTokens = number;
+                }
             }
             else if (isUser && reader.TokenType == JsonTokenType.String)
             {
@@ -68,7 +86,7 @@ public static class RequestInspector
             // Read() past the object throws for anything but whitespace; this catches what it lets through.
             throw new JsonException("The request body has content after its JSON object.");
         }
-        return new InspectedRequest(model, session ?? user, prompt, modelNotString);
+        return new InspectedRequest(model, session ?? user, prompt, modelNotString, priority, maxTokens);
     }
 
     /// <summary>Message roles and contents (or prompt strings / token ids) in order: enough to compare prefixes.</summary>

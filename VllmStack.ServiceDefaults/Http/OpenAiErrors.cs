@@ -26,7 +26,8 @@ public static class OpenAiErrors
         _ => "BadRequestError",
     };
 
-    public static void Write(Utf8JsonWriter writer, int status, string message, string? type = null, string? param = null)
+    /// <param name="code">A string code where OpenAI writes one (e.g. <c>rate_limit_exceeded</c>); else the status, as vLLM writes it.</param>
+    public static void Write(Utf8JsonWriter writer, int status, string message, string? type = null, string? param = null, string? code = null)
     {
         writer.WriteStartObject();
         writer.WriteStartObject("error");
@@ -40,7 +41,14 @@ public static class OpenAiErrors
         {
             writer.WriteString("param", param);
         }
-        writer.WriteNumber("code", status);
+        if (code is null)
+        {
+            writer.WriteNumber("code", status);
+        }
+        else
+        {
+            writer.WriteString("code", code);
+        }
         writer.WriteEndObject();
         writer.WriteEndObject();
     }

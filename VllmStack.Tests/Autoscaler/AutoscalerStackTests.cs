@@ -35,33 +35,54 @@ public sealed class AutoscalerStackTests
         return builder;
     }
 
+    /// <summary>Builds and starts the stack, and waits until the autoscaler is healthy (it is the last to start).</summary>
+    private static async Task<DistributedApplication> StartedAsync(IDistributedApplicationTestingBuilder builder, CancellationToken cancellationToken)
+    {
+        var app = await builder.BuildAsync(cancellationToken);
+        try
+        {
+            await app.StartAsync(cancellationToken);
+            await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cancellationToken);
+            return app;
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>EngineSim running 2 sequences at a time, 5 ms a token: a few clients make requests queue.</summary>
+    private static void TwoSequenceEngines(VllmEngineOptions o)
+    {
+        o.MaxNumSeqs = 2;
+        o.SimulatorPreset = "fast";
+        o.ExtraArgs.Add("--inter-token-latency-ms");
+        o.ExtraArgs.Add("5");
+    }
+
+    /// <summary>Short windows from one replica: 2 waiting per replica, an 8 s stable and 3 s panic window, 2 s to scale up.</summary>
+    private static void BurstPolicy(AutoscalePolicy p, int maxReplicas, int scaleDownSeconds)
+    {
+        p.MinReplicas = 1;
+        p.MaxReplicas = maxReplicas;
+        p.TargetWaitingPerReplica = 2;
+        p.StableWindowSeconds = 8;
+        p.PanicWindowSeconds = 3;
+        p.ScaleUpStabilizationSeconds = 2;
+        p.ScaleDownStabilizationSeconds = scaleDownSeconds;
+    }
+
     [Fact]
     public async Task A_burst_scales_engines_up_and_they_come_back_down_after_the_window_without_a_failed_request()
     {
         using var cts = new CancellationTokenSource(Bound);
         var builder = Stack(
-            o =>
-            {
-                o.MaxNumSeqs = 2;
-                o.SimulatorPreset = "fast";
-                o.ExtraArgs.Add("--inter-token-latency-ms");
-                o.ExtraArgs.Add("5");
-            },
+            TwoSequenceEngines,
             ["--routing-logic", "leastload"],
-            p =>
-            {
-                p.MinReplicas = 1;
-                p.MaxReplicas = 3;
-                p.TargetWaitingPerReplica = 2;
-                p.StableWindowSeconds = 8;
-                p.PanicWindowSeconds = 3;
-                p.ScaleUpStabilizationSeconds = 2;
-                p.ScaleDownStabilizationSeconds = 6;
-            });
+            p => BurstPolicy(p, maxReplicas: 3, scaleDownSeconds: 6));
         using var disposeBuilder = builder;
-        await using var app = await builder.BuildAsync(cts.Token);
-        await app.StartAsync(cts.Token);
-        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        await using var app = await StartedAsync(builder, cts.Token);
         using var http = app.CreateHttpClientWithoutRetries("router");
         http.Timeout = TimeSpan.FromSeconds(30);
         Assert.Equal(1, app.EngineGroup("engine").DesiredReplicas);
@@ -134,6 +155,53 @@ public sealed class AutoscalerStackTests
     }
 
     [Fact]
+    public async Task Requests_held_in_the_routers_admission_queue_count_as_waiting_and_scale_engines_up()
+    {
+        using var cts = new CancellationTokenSource(Bound);
+        // The router lets each engine hold 2 running + 1 waiting; the rest of the burst waits in its queue. The engines'
+        // own waiting count (at most 1) never reaches the target of 2 per replica: only the queued demand can scale them.
+        var builder = Stack(
+            TwoSequenceEngines,
+            ["--routing-logic", "leastload", "--admission-control", "true", "--max-in-flight-per-engine", "3", "--max-queue-wait", "60"],
+            p => BurstPolicy(p, maxReplicas: 2, scaleDownSeconds: 60));
+        using var disposeBuilder = builder;
+        await using var app = await StartedAsync(builder, cts.Token);
+        using var http = app.CreateHttpClientWithoutRetries("router");
+        http.Timeout = TimeSpan.FromSeconds(90);
+
+        var results = new List<string>();
+        var queuedSeen = 0;
+        var stop = false;
+        var burst = Task.WhenAll(Enumerable.Range(0, 12).Select(async client =>
+        {
+            while (!Volatile.Read(ref stop) && !cts.IsCancellationRequested)
+            {
+                var outcome = await OpenAiHttp.TryChatAsync(http, "autoscale-model", $"client {client}: tell me a long story", cts.Token, maxTokens: 150);
+                lock (results)
+                {
+                    results.Add(outcome);
+                }
+            }
+        }));
+        // Its own client: the burst's streams must not hold up the look at the queue.
+        using var observer = new HttpClient { BaseAddress = app.GetEndpoint("router", "http"), Timeout = TimeSpan.FromSeconds(10) };
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (app.EngineGroup("engine").DesiredReplicas < 2 && DateTime.UtcNow < deadline)
+        {
+            var queued = JsonNode.Parse(await observer.GetStringAsync("engines", cts.Token))!["queued_requests"]?["autoscale-model"]?.GetValue<int>() ?? 0;
+            queuedSeen = Math.Max(queuedSeen, queued);
+            await Task.Delay(200, cts.Token);
+        }
+        Volatile.Write(ref stop, true);
+        await burst;
+
+        Assert.True(queuedSeen >= 5, $"the router's queue never held the burst (at most {queuedSeen}); {await http.GetStringAsync("engines", cts.Token)}; {await DecisionsAsync(app, cts.Token)}");
+        Assert.True(app.EngineGroup("engine").DesiredReplicas >= 2, $"queued demand did not scale the engines up; the autoscaler said: {await DecisionsAsync(app, cts.Token)}");
+        var failures = results.Where(r => r != "ok").ToList();
+        Assert.True(failures.Count == 0, $"{failures.Count} of {results.Count} requests failed: {string.Join("; ", failures.Distinct().Take(5))}");
+    }
+
+    [Fact]
     public async Task An_idle_model_scales_to_zero_and_its_first_request_brings_a_replica_back()
     {
         using var cts = new CancellationTokenSource(Bound);
@@ -150,9 +218,7 @@ public sealed class AutoscalerStackTests
                 p.ScaleToZeroAfterSeconds = 4;
             });
         using var disposeBuilder = builder;
-        await using var app = await builder.BuildAsync(cts.Token);
-        await app.StartAsync(cts.Token);
-        await app.ResourceNotifications.WaitForResourceHealthyAsync("autoscaler", cts.Token);
+        await using var app = await StartedAsync(builder, cts.Token);
         using var http = app.CreateHttpClientWithoutRetries("router");
 
         while (app.EngineGroup("engine").DesiredReplicas > 0)

@@ -28,22 +28,10 @@ public sealed class RouterRobustnessTests
     })
     { BaseAddress = baseUrl, Timeout = TimeSpan.FromSeconds(60) };
 
-    private static async Task<(EngineSimProcess[] Engines, RouterProcess Router)> StartAsync(int engines, string[] engineArgs, params string[] routerArgs)
-    {
-        var started = await Task.WhenAll(Enumerable.Range(0, engines).Select(_ => EngineSimProcess.StartAsync(engineArgs)));
-        var router = await RouterProcess.StartAsync(["--static-backends", string.Join(',', started.Select(e => e.BaseUrl)), "--routing-logic", "roundrobin", .. routerArgs]);
-        await router.WaitForEnginesAsync(e => e.Count(x => x!["routable"]!.GetValue<bool>()) == engines, TimeSpan.FromSeconds(15), $"{engines} routable engines");
-        return (started, router);
-    }
+    private static Task<(EngineSimProcess[] Engines, RouterProcess Router)> StartAsync(int engines, string[] engineArgs, params string[] routerArgs) =>
+        RoutedEngines.StartAsync(engines, engineArgs, "roundrobin", routerArgs);
 
-    private static async Task StopAsync(EngineSimProcess[] engines, RouterProcess router)
-    {
-        await router.DisposeAsync();
-        foreach (var engine in engines)
-        {
-            await engine.DisposeAsync();
-        }
-    }
+    private static Task StopAsync(EngineSimProcess[] engines, RouterProcess router) => RoutedEngines.StopAsync(engines, router);
 
     /// <summary>Well-behaved clients sending chats (streaming and not) until told to stop; every status is kept.</summary>
     private static (Task Done, ConcurrentBag<int> Statuses) WellBehavedClients(HttpClient http, int clients, CancellationToken stop)
