@@ -159,7 +159,9 @@ public sealed class KvChunkPool(IConnectionMultiplexer redis, CacheServerOptions
 
     /// <summary>
     /// How many of the leading <paramref name="blocks"/> the pool holds, in one round trip with the short lookup
-    /// timeout. Unavailable or slow Redis: zero, at once.
+    /// timeout. Unavailable or slow Redis: zero, at once. A lookup over its bound is Redis busy (a burst of puts, a slow
+    /// command), not Redis down: that lookup answers zero (counted, <c>leading</c>/<c>timeout</c>) and the breaker stays
+    /// closed, so puts and other lookups go on; Redis's own timeouts and connection failures still open it.
     /// </summary>
     public async Task<int> LeadingChunksAsync(string model, IReadOnlyList<ulong> blocks, CancellationToken cancellationToken)
     {
@@ -178,7 +180,13 @@ public sealed class KvChunkPool(IConnectionMultiplexer redis, CacheServerOptions
             {
                 leading++;
             }
+            metrics.PoolOperation("leading", "ok");
             return leading;
+        }
+        catch (TimeoutException e) when (e is not RedisTimeoutException)
+        {
+            metrics.PoolOperation("leading", "timeout");
+            return 0;
         }
         catch (Exception e) when (RedisAvailability.IsRedisFailure(e))
         {

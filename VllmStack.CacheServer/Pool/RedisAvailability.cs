@@ -31,8 +31,8 @@ public sealed class RedisAvailability(TimeProvider? clock = null)
     /// <summary>
     /// Redis is unreachable, too slow, or refuses what the pool asks (not ready after a restart: <c>LOADING</c>; out of
     /// memory, read-only, scripting disabled): the breaker's business, never a client's 500. Timeouts include
-    /// StackExchange.Redis's own (<see cref="RedisTimeoutException"/> is a <see cref="TimeoutException"/>) and the pool's
-    /// shorter lookup bound.
+    /// StackExchange.Redis's own (<see cref="RedisTimeoutException"/> is a <see cref="TimeoutException"/>); a lookup over the
+    /// pool's shorter bound is not one (<see cref="KvChunkPool.LeadingChunksAsync"/>).
     /// </summary>
     public static bool IsRedisFailure(Exception e) => e is RedisConnectionException or TimeoutException or RedisServerException;
 

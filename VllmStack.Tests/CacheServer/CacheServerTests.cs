@@ -225,6 +225,40 @@ public sealed class CacheServerTests
         }
     }
 
+    /// <summary>
+    /// A lookup that outlives its short bound because Redis is busy (here a script that holds it for two seconds, as a
+    /// burst of puts can) answers without the pool — and that is all: the breaker stays closed, so a put sent right
+    /// after is stored once Redis is free, not dropped, and the pool stays healthy. Redis busy is not Redis down.
+    /// </summary>
+    [Fact]
+    public async Task A_lookup_over_its_bound_on_a_busy_redis_does_not_take_the_pool_out_of_service()
+    {
+        await using var redis = await RedisServerProcess.StartAsync(RedisServerKind.Redis);
+        var (server, http) = await StartAsync(redis);
+        await using var _ = server;
+        using var __ = http;
+        await using var busy = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"{redis.Endpoint},syncTimeout=10000,asyncTimeout=10000");
+        Assert.Equal("Healthy", await http.GetStringAsync("health"));
+
+        // Redis runs one script at a time and nothing else meanwhile.
+        var hold = busy.GetDatabase().ScriptEvaluateAsync(
+            "local t = redis.call('TIME'); local until_us = t[1] * 1000000 + t[2] + 2000000; " +
+            "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us; return 1");
+        await Task.Delay(300);
+        var lookup = await LookupAsync(http, "m", [.. Enumerable.Range(0, 64)]);
+        Assert.False(hold.IsCompleted, "the script should still hold Redis");
+        Assert.Equal(0, lookup["pool_tokens"]!.GetValue<int>());
+        Assert.True(lookup["pool_available"]!.GetValue<bool>());
+        using (var put = await http.PutAsync("v1/kv/pool/m/0000000000000001", new ByteArrayContent([1, 2, 3])))
+        {
+            Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        }
+        await hold;
+        var metrics = PrometheusTextParser.Parse(await http.GetStringAsync("metrics"));
+        Assert.Equal(0, metrics.Sum("vllmstack:kv_pool_dropped_puts_total"));
+        Assert.Equal("Healthy", await http.GetStringAsync("health"));
+    }
+
     [Fact]
     public async Task Redis_down_means_fast_answers_and_dropped_puts_and_it_recovers_without_a_restart()
     {
