@@ -38,6 +38,14 @@ public static partial class KubernetesLabels
     /// <summary>The label selector (<c>key=value,…</c>) of the resource's pods, as the router's <c>--k8s-label-selector</c>.</summary>
     public static string Selector(IResource resource) => string.Join(",", SelectorLabels(resource).Select(l => $"{l.Key}={l.Value}"));
 
+    /// <summary>
+    /// The label selector of the pods of all <paramref name="resources"/>: <see cref="Selector(IResource)"/> for one, a
+    /// set-based selector (<c>name in (a,b),part-of=…</c>) for several, as the Kubernetes API accepts it.
+    /// </summary>
+    public static string Selector(IReadOnlyList<IResource> resources) => resources.Count == 1
+        ? Selector(resources[0])
+        : $"{NameLabel} in ({string.Join(",", resources.Select(r => r.Name))}),{PartOfLabel}={PartOf}";
+
     public static string Component(IResource resource) => resource switch
     {
         VllmResource => "engine",

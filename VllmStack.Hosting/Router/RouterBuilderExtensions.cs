@@ -25,23 +25,63 @@ public static class RouterBuilderExtensions
     /// published, the router watches the engine pods by their labels (and its service account may list and watch pods).
     /// Engines that require a key get it from the router.
     /// </summary>
+    /// <remarks>
+    /// A router may serve several groups (one per model): called again, it adds the group to the same engine list — one
+    /// dynamic config file locally, one label selector over the groups' pods when published. The groups must share one
+    /// engine key (or none): the router sends one.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">The group's key differs from that of a group the router already serves.</exception>
     public static IResourceBuilder<ProjectResource> WithEngines(this IResourceBuilder<ProjectResource> router, IResourceBuilder<VllmResource> engines)
     {
+        var served = router.Resource.Annotations.OfType<RouterEnginesAnnotation>().FirstOrDefault();
+        if (served is not null && served.Groups.Any(g => g.ApiKey != engines.Resource.ApiKey))
+        {
+            throw new InvalidOperationException(
+                $"Router '{router.Resource.Name}' sends one engine key, but engine group '{engines.Resource.Name}' has a different one from the groups it already serves.");
+        }
+        var first = served is null;
+        if (served is null)
+        {
+            served = new RouterEnginesAnnotation(router.ApplicationBuilder.ExecutionContext.IsPublishMode
+                ? null
+                : new EngineListFile(Path.Combine(Path.GetTempPath(), "vllmstack", $"{router.Resource.Name}-engines-{Guid.NewGuid():N}.json")));
+            router.WithAnnotation(served);
+        }
+        served.Groups.Add(engines.Resource);
+        if (served.File is { } file)
+        {
+            EngineGroupController.Of(engines.Resource)?.AddEngineList(file);
+            router.WithAnnotation(new EngineListAnnotation(engines.Resource, file.Path));
+        }
+        if (!first)
+        {
+            return router;
+        }
         if (engines.Resource.ApiKey is { } key)
         {
             router.WithEnvironment("Router__Forwarding__EngineApiKey", key);
         }
-        if (router.ApplicationBuilder.ExecutionContext.IsPublishMode)
+        if (served.File is { } list)
         {
-            return router
-                .WithAnnotation(new KubernetesAccessAnnotation("", "pods", ["get", "list", "watch"]))
-                .WithArgs("--service-discovery", "k8s", "--k8s-label-selector", KubernetesLabels.Selector(engines.Resource),
-                    "--k8s-port", KubernetesLabels.EnginePort.ToString(CultureInfo.InvariantCulture));
+            return router.WithArgs("--dynamic-config-json", list.Path);
         }
-        var file = Path.Combine(Path.GetTempPath(), "vllmstack", $"{router.Resource.Name}-engines-{Guid.NewGuid():N}.json");
-        EngineGroupController.Of(engines.Resource)?.AddEngineList(file);
+        // The selector is read when the arguments are, so that it covers the groups added after this call too.
         return router
-            .WithAnnotation(new EngineListAnnotation(engines.Resource, file))
-            .WithArgs("--dynamic-config-json", file);
+            .WithAnnotation(new KubernetesAccessAnnotation("", "pods", ["get", "list", "watch"]))
+            .WithArgs(context =>
+            {
+                context.Args.Add("--service-discovery");
+                context.Args.Add("k8s");
+                context.Args.Add("--k8s-label-selector");
+                context.Args.Add(KubernetesLabels.Selector(served.Groups));
+                context.Args.Add("--k8s-port");
+                context.Args.Add(KubernetesLabels.EnginePort.ToString(CultureInfo.InvariantCulture));
+            });
+    }
+
+    /// <summary>The engine groups a router serves, and locally the one engine list they share.</summary>
+    private sealed record RouterEnginesAnnotation(EngineListFile? File) : IResourceAnnotation
+    {
+        public List<VllmResource> Groups { get; } = [];
     }
 }

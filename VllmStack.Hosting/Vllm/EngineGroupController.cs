@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Eventing;
@@ -26,7 +25,7 @@ public sealed class EngineGroupController
 
     private readonly VllmResource _group;
     private readonly Func<int, IResource> _createReplica;
-    private readonly List<string> _engineLists = [];
+    private readonly List<EngineListFile> _engineLists = [];
     private readonly Lock _lock = new();
     private readonly Dictionary<int, ReplicaView> _replicas = [];
     private readonly HashSet<int> _wanted = [];
@@ -36,7 +35,7 @@ public sealed class EngineGroupController
     private IServiceProvider? _services;
     private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
     private CancellationToken _stopping;
-    private string _lastLists = "";
+    private List<Uri>? _lastListed;
 
     private EngineGroupController(VllmResource group, Func<int, IResource> createReplica)
     {
@@ -118,12 +117,13 @@ public sealed class EngineGroupController
         }
     }
 
-    /// <summary>A router file that lists the group's healthy replicas (<c>{"static_backends": [...]}</c>), kept current.</summary>
-    internal void AddEngineList(string filePath)
+    /// <summary>A router file that lists the group's healthy replicas (beside other groups' ones), kept current.</summary>
+    internal void AddEngineList(EngineListFile file)
     {
+        file.AddGroup(Name);
         lock (_lock)
         {
-            _engineLists.Add(filePath);
+            _engineLists.Add(file);
         }
     }
 
@@ -384,24 +384,21 @@ public sealed class EngineGroupController
         }
     }
 
-    /// <summary>Writes each router's list when the healthy replicas change (write, then rename: a router never reads half a file).</summary>
+    /// <summary>Updates each router's list when the healthy replicas change.</summary>
     private void WriteEngineLists()
     {
-        var json = JsonSerializer.Serialize(new Dictionary<string, object> { ["static_backends"] = HealthyUrls().Select(u => u.ToString()).ToArray() });
+        var urls = HealthyUrls();
         lock (_lock)
         {
-            if (json == _lastLists)
+            if (_lastListed is not null && urls.SequenceEqual(_lastListed))
             {
                 return;
             }
             foreach (var file in _engineLists)
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-                var temporary = file + ".tmp";
-                File.WriteAllText(temporary, json);
-                File.Move(temporary, file, overwrite: true);
+                file.Update(Name, urls);
             }
-            _lastLists = json;
+            _lastListed = urls;
         }
     }
 
@@ -411,7 +408,7 @@ public sealed class EngineGroupController
         {
             foreach (var file in _engineLists)
             {
-                File.Delete(file);
+                file.Delete();
             }
         }
     }

@@ -22,6 +22,9 @@ public sealed class VllmEngineOptions
     /// <summary>vLLM's <c>--max-model-len</c>; null: the model's own.</summary>
     public int? MaxModelLen { get; set; }
 
+    /// <summary>vLLM's <c>--max-loras</c>: distinct adapters in one batch; null: vLLM's default (1). Only with LoRA on.</summary>
+    public int? MaxLoras { get; set; }
+
     /// <summary>vLLM's <c>--lora-modules</c> entries (<c>name=path</c>); any entry turns on <c>--enable-lora</c>.</summary>
     public IList<string> LoraModules { get; } = [];
 
@@ -67,6 +70,11 @@ public sealed class VllmEngineOptions
         if (EnableLora)
         {
             yield return "--enable-lora";
+            if (MaxLoras is { } maxLoras)
+            {
+                yield return "--max-loras";
+                yield return maxLoras.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
             yield return "--lora-modules";
             foreach (var module in LoraModules)
             {

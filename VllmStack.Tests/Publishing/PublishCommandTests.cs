@@ -68,6 +68,45 @@ public sealed class PublishCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Two_configured_models_publish_as_two_engine_deployments_behind_one_router_and_both_are_scaled()
+    {
+        var output = Path.Combine(_root, "deploy");
+        var (code, text) = await PublishAsync(["--output-path", output,
+            "--Models:0:Name=acme/Alpha-8B", "--Models:0:Group=engine-alpha", "--Models:0:Replicas=1", "--Models:0:MaxLoras=2",
+            "--Models:0:Adapters:0:Name=alpha-sql", "--Models:0:Adapters:0:Source=/adapters/sql",
+            "--Models:1:Name=Qwen/Qwen2.5-7B-Instruct", "--Models:1:Gpus=2", "--Models:1:Autoscaling:MaxReplicas=6"]);
+        Assert.True(code == 0, text);
+        var objects = ParseYaml(await KustomizeAsync(output));
+        JsonObject Deployment(string name) => objects.Single(o => Kind(o) == "Deployment" && Name(o) == name);
+        static JsonObject Container(JsonObject workload) => workload["spec"]!["template"]!["spec"]!["containers"]![0]!.AsObject();
+        static List<string> Args(JsonObject workload) => [.. Container(workload)["args"]!.AsArray().Select(a => (string)a!)];
+
+        var engines = objects.Where(o => Kind(o) == "Deployment" && (string?)o["metadata"]!["labels"]!["app.kubernetes.io/component"] == "engine").ToList();
+        Assert.Equal(["engine-alpha", "engine-qwen2-5-7b-instruct"], engines.Select(Name).Order());
+        var alpha = Args(Deployment("engine-alpha"));
+        Assert.Equal("2", alpha[alpha.IndexOf("--max-loras") + 1]);
+        Assert.Equal("alpha-sql=/adapters/sql", alpha[alpha.IndexOf("--lora-modules") + 1]);
+        Assert.DoesNotContain("--enable-lora", Args(Deployment("engine-qwen2-5-7b-instruct")));
+        Assert.Equal("2", (string?)Container(Deployment("engine-qwen2-5-7b-instruct"))["resources"]!["limits"]!["nvidia.com/gpu"]);
+        var parameters = await File.ReadAllTextAsync(Path.Combine(output, "config", "parameters.env"));
+        Assert.Contains("engine-alpha-model=acme/Alpha-8B\n", parameters.ReplaceLineEndings("\n"));
+        Assert.Contains("engine-qwen2-5-7b-instruct-model=Qwen/Qwen2.5-7B-Instruct\n", parameters.ReplaceLineEndings("\n"));
+
+        // One router watches the pods of both groups (a set-based selector) and nothing else.
+        var router = Args(Deployment("router"));
+        var selector = router[router.IndexOf("--k8s-label-selector") + 1];
+        Assert.Equal("app.kubernetes.io/name in (engine-alpha,engine-qwen2-5-7b-instruct),app.kubernetes.io/part-of=vllmstack", selector);
+        Assert.All(engines, e => Assert.Equal("vllmstack", (string?)e["spec"]!["template"]!["metadata"]!["labels"]!["app.kubernetes.io/part-of"]));
+
+        // The autoscaler scales each group by its own bounds.
+        var autoscalerConfig = objects.Single(o => Kind(o) == "ConfigMap"
+            && (string?)o["data"]?["Autoscaler__Targets__1__Name"] is not null)["data"]!;
+        Assert.Equal("engine-alpha", (string?)autoscalerConfig["Autoscaler__Targets__0__Name"]);
+        Assert.Equal("engine-qwen2-5-7b-instruct", (string?)autoscalerConfig["Autoscaler__Targets__1__Name"]);
+        Assert.Equal("6", (string?)autoscalerConfig["Autoscaler__Targets__1__Policy__MaxReplicas"]);
+    }
+
+    [Fact]
     public async Task Publishing_again_keeps_the_secret_values_filled_in_and_rewrites_the_rest()
     {
         var output = Path.Combine(_root, "deploy");
