@@ -36,7 +36,10 @@ public sealed class PrefixIndexMemoryTests(ITestOutputHelper output)
         Assert.InRange(policy.Index.EstimatedBytes, Capacity * 40L, Capacity * 80L);
         var growth = after - before;
         output.WriteLine($"estimated {policy.Index.EstimatedBytes:N0} bytes, measured growth {growth:N0} bytes");
-        Assert.True(growth <= Capacity * 128L, $"managed memory grew by {growth:N0} bytes");
+        // The heap is the process's: other tests' background work (process output readers, connection pools, timers
+        // of stacks still shutting down) adds megabytes now and then. The bound leaves room for that and still fails
+        // an index that keeps what it was offered (~100 MB) by a wide margin.
+        Assert.True(growth <= Capacity * 400L, $"managed memory grew by {growth:N0} bytes");
         GC.KeepAlive(policy);
     }
 }
