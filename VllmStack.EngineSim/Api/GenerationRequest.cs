@@ -421,11 +421,11 @@ internal sealed record ChatRequestParts(IReadOnlyList<ChatMessage> Messages, boo
         var choiceGiven = body.TryGetProperty("tool_choice", out var choice) && choice.ValueKind != JsonValueKind.Null;
         if (!choiceGiven)
         {
-            return (hasTools ? tools.GetRawText() : null, names.Count > 0 ? "auto" : "none");
+            return (hasTools ? Rendered(tools) : null, names.Count > 0 ? "auto" : "none");
         }
         if (choice.ValueKind == JsonValueKind.String && choice.GetString() == "none")
         {
-            return (hasTools ? tools.GetRawText() : null, "none");
+            return (hasTools ? Rendered(tools) : null, "none");
         }
         if (!hasTools)
         {
@@ -438,7 +438,7 @@ internal sealed record ChatRequestParts(IReadOnlyList<ChatMessage> Messages, boo
             {
                 throw new ApiException(ApiError.Validation($"Invalid value for `tool_choice`: {value}! Only named tools, \"none\", \"auto\" or \"required\" are supported."));
             }
-            return names.Count == 0 && value == "required" ? (null, "none") : (tools.GetRawText(), value);
+            return names.Count == 0 && value == "required" ? (null, "none") : (Rendered(tools), value);
         }
         if (choice.ValueKind != JsonValueKind.Object)
         {
@@ -461,8 +461,14 @@ internal sealed record ChatRequestParts(IReadOnlyList<ChatMessage> Messages, boo
         {
             throw new ApiException(ApiError.Validation("The tool specified in `tool_choice` does not match any of the specified `tools`"));
         }
-        return (tools.GetRawText(), "named");
+        return (Rendered(tools), "named");
     }
+
+    /// <summary>
+    /// The tools as the chat template renders them: re-serialised, as vLLM's templates do with <c>tojson</c>, so the
+    /// client's spacing does not change the prompt (a router's re-serialised continuation must render alike).
+    /// </summary>
+    private static string Rendered(JsonElement tools) => JsonSerializer.Serialize(tools);
 
     private static string ContentText(JsonElement message, string field)
     {

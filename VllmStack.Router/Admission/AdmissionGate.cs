@@ -59,8 +59,9 @@ public sealed class AdmissionGate : IDisposable
                 _ => new TokenBucketRateLimiterOptions
                 {
                     TokenLimit = _options.ClientTokensPerMinute,
-                    TokensPerPeriod = Math.Max(1, _options.ClientTokensPerMinute / 60),
-                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    // About a second per refill, at exactly the configured rate (a whole number per second would round it down).
+                    TokensPerPeriod = RefillTokens(_options.ClientTokensPerMinute),
+                    ReplenishmentPeriod = TimeSpan.FromMinutes((double)RefillTokens(_options.ClientTokensPerMinute) / _options.ClientTokensPerMinute),
                     QueueLimit = 0,
                     AutoReplenishment = true,
                 }));
@@ -245,7 +246,7 @@ public sealed class AdmissionGate : IDisposable
             {
                 lease.Dispose();
                 return new AdmissionRejection("client_concurrency", "requests",
-                    $"Rate limit reached: this client already has {_options.ClientMaxConcurrency} requests in progress, its limit. Please try again in 1s.", TimeSpan.FromSeconds(1));
+                    $"Rate limit reached: this client already has as many requests in progress as its limit allows ({_options.ClientMaxConcurrency}). Please try again in 1s.", TimeSpan.FromSeconds(1));
             }
             permits.Add(lease);
         }
@@ -284,6 +285,9 @@ public sealed class AdmissionGate : IDisposable
     }
 
     /// <summary>What queued requests have lately waited, at least a second: a fair guess of when one more would get in.</summary>
+    /// <summary>Tokens per refill of a tokens-per-minute bucket: a second's worth, rounded up.</summary>
+    internal static int RefillTokens(int tokensPerMinute) => Math.Max(1, (tokensPerMinute + 59) / 60);
+
     private TimeSpan RetryAfter(ModelQueue queue) => TimeSpan.FromSeconds(Math.Clamp(Math.Ceiling(queue.RecentWait), 1, Math.Max(1, _options.MaxQueueWait)));
 
     private ModelQueue QueueOf(string model)

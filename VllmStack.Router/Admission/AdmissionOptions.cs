@@ -55,7 +55,7 @@ public sealed class AdmissionOptions
         }
         if (MaxQueueWait is <= 0 or > 3600)
         {
-            yield return $"--max-queue-wait must be between 0 and 3600 seconds, not {MaxQueueWait}";
+            yield return $"--max-queue-wait must be more than 0 and at most 3600 seconds, not {MaxQueueWait}";
         }
         if (string.IsNullOrWhiteSpace(PriorityHeader))
         {

@@ -68,6 +68,12 @@ public sealed class ProxyEndpoint(
             return;
         }
         demand.Served(model);
+        if (context.Request.Headers.TryGetValue(options.Admission.PriorityHeader, out var priority)
+            && !int.TryParse(priority.ToString(), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _))
+        {
+            await Reject(context, 400, "bad_request", $"The {options.Admission.PriorityHeader} header must be a whole number (lower is served first).");
+            return;
+        }
         // Admission control (Admission/): wait for room on the model's engines, or 429.
         var (lease, rejection) = await admission.AdmitAsync(model, context, request, aborted);
         if (rejection is not null)
@@ -224,7 +230,10 @@ public sealed class ProxyEndpoint(
                 {
                     engine.Stats.Failed();
                 }
-                engine.EndRequest();
+                if (migration?.FirstEngineReleased != true)
+                {
+                    engine.EndRequest();
+                }
             }
         }
         await Reject(context, 502, "engines_unreachable", request.CanResend

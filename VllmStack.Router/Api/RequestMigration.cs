@@ -33,6 +33,12 @@ internal sealed class RequestMigration(
         _currentStarted = Stopwatch.GetTimestamp();
     }
 
+    /// <summary>
+    /// The first engine was released when it failed (its in-flight count no longer holds this request, which goes on
+    /// elsewhere): the proxy endpoint must not release it again.
+    /// </summary>
+    public bool FirstEngineReleased { get; private set; }
+
     public override void CurrentFailed(EngineFailureKind kind, string detail)
     {
         if (_current is not { } engine)
@@ -41,10 +47,10 @@ internal sealed class RequestMigration(
         }
         outliers.Failed(engine, model, kind, detail);
         engine.Stats.Failed();
-        if (_currentIsContinuation)
-        {
-            engine.EndRequest();
-        }
+        // Released at once: counted on the failed engine until the whole stream ends, the request would read as two
+        // in flight (one on an engine that no longer has it), and admission control would see too little room.
+        engine.EndRequest();
+        FirstEngineReleased |= !_currentIsContinuation;
         _current = null;
     }
 

@@ -58,7 +58,7 @@ public static class RequestInspector
             {
                 session = reader.TokenType == JsonTokenType.String ? reader.GetString() : Encoding.UTF8.GetString(reader.ValueSpan);
             }
-            else if ((isPriority || isMaxTokens) && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var number))
+            else if ((isPriority || isMaxTokens) && LenientInt32(ref reader) is { } number)
             {
                 // Read for admission control only; the engine validates them.
                 if (isPriority)
@@ -87,6 +87,24 @@ public static class RequestInspector
             throw new JsonException("The request body has content after its JSON object.");
         }
         return new InspectedRequest(model, session ?? user, prompt, modelNotString, priority, maxTokens);
+    }
+
+    /// <summary>
+    /// An integer as vLLM's request models take it (pydantic's lax mode): a JSON integer, a number with no fraction
+    /// (<c>1000.0</c>) or a string of an integer (<c>"1000"</c>); null for anything else. Leaves the reader where it is.
+    /// </summary>
+    private static int? LenientInt32(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.Number)
+        {
+            return reader.TryGetInt32(out var whole) ? whole
+                : reader.TryGetDouble(out var number) && number == Math.Floor(number) && number is >= int.MinValue and <= int.MaxValue ? (int)number
+                : null;
+        }
+        return reader.TokenType == JsonTokenType.String && !reader.ValueIsEscaped
+            && System.Buffers.Text.Utf8Parser.TryParse(reader.ValueSpan, out int parsed, out var consumed) && consumed == reader.ValueSpan.Length
+            ? parsed
+            : null;
     }
 
     /// <summary>Message roles and contents (or prompt strings / token ids) in order: enough to compare prefixes.</summary>

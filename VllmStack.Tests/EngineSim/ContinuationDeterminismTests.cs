@@ -1,3 +1,5 @@
+using System.Text.Json;
+using VllmStack.EngineSim.Api;
 using VllmStack.EngineSim.Generation;
 using VllmStack.EngineSim.Tokenization;
 
@@ -104,5 +106,23 @@ public sealed class ContinuationDeterminismTests
         // Its tokens are the original prompt's followed by the answer's: the continuation's prefix blocks hash the same.
         Assert.Equal([.. SimTokenizer.Encode(ChatTemplate.Render(messages), parseSpecial: true), .. SimTokenizer.Encode(partial)],
             SimTokenizer.Encode(continued, parseSpecial: true));
+    }
+
+    /// <summary>
+    /// The tools render as vLLM's templates render them (<c>tojson</c>), whatever the client's spacing: a router that
+    /// re-serialises a body for a continuation must get the same prompt, or the continued text would differ.
+    /// </summary>
+    [Fact]
+    public void Tools_render_the_same_however_the_client_spaced_them()
+    {
+        const string Compact = """{"messages":[{"role":"user","content":"Weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"tool_choice":"none"}""";
+        const string Spaced = """{"messages": [{"role": "user", "content": "Weather?"}], "tools": [ {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}} ], "tool_choice": "none"}""";
+        using var compact = JsonDocument.Parse(Compact);
+        using var spaced = JsonDocument.Parse(Spaced);
+        var a = GenerationRequest.ParseMessages(compact.RootElement);
+        var b = GenerationRequest.ParseMessages(spaced.RootElement);
+        Assert.Contains("get_weather", a.Text, StringComparison.Ordinal);
+        Assert.Equal(a.Text, b.Text);
+        Assert.Equal(a.Tokens, b.Tokens);
     }
 }

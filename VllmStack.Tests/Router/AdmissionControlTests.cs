@@ -258,6 +258,20 @@ public sealed class AdmissionControlTests
             Assert.True(Completed(await blocker));
             await Task.WhenAll(sent);
             Assert.Equal(["p1", "p2", "h3", "p5"], finished.ToArray());
+
+            // A header that is no whole number is the client's mistake, said so, not a silent default priority.
+            foreach (var bad in new[] { "abc", "1.5", "99999999999999999999" })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+                {
+                    Content = JsonContent.Create(new { model = EngineSimProcess.DefaultModel, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 2 }),
+                };
+                request.Headers.Add("x-request-priority", bad);
+                using var response = await http.SendAsync(request, cancellationToken);
+                var error = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken))!["error"]!;
+                Assert.Equal(400, (int)response.StatusCode);
+                Assert.Contains("x-request-priority", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+            }
         });
     }
 

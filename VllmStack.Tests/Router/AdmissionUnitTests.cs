@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using VllmStack.Router.Admission;
 using VllmStack.Router.Configuration;
 using VllmStack.Router.Engines;
@@ -16,6 +17,29 @@ public sealed class AdmissionUnitTests
             order.Add(item);
         }
         return order;
+    }
+
+    /// <summary>
+    /// A tokens-per-minute limit refills at exactly its rate, and its Retry-After says when the shortfall is made up:
+    /// 119 a minute is not rounded down to 60 (one a second), nor 400 to 360.
+    /// </summary>
+    [Theory]
+    [InlineData(119, 103, 87)]
+    [InlineData(400, 300, 200)]
+    [InlineData(6000, 5000, 4000)]
+    public async Task A_tokens_per_minute_limit_refills_at_its_own_rate(int perMinute, int first, int second)
+    {
+        var options = new RouterOptions();
+        options.Admission.ClientTokensPerMinute = perMinute;
+        using var gate = new AdmissionGate(options, new EngineRegistry([], options, NullLogger<EngineRegistry>.Instance), NullLogger<AdmissionGate>.Instance);
+        var (lease, rejection) = await gate.AdmitAsync("m", new AdmissionTicket("client", 0, first), CancellationToken.None);
+        Assert.Null(rejection);
+        lease!.Dispose();
+        (lease, rejection) = await gate.AdmitAsync("m", new AdmissionTicket("client", 0, second), CancellationToken.None);
+        Assert.Null(lease);
+        var shortfall = second - (perMinute - first);
+        var due = TimeSpan.FromMinutes((double)shortfall / perMinute);
+        Assert.InRange(rejection!.RetryAfter, due - TimeSpan.FromSeconds(2.5), due + TimeSpan.FromSeconds(2.5));
     }
 
     [Fact]
@@ -135,6 +159,6 @@ public sealed class AdmissionUnitTests
         var run = await ProgramProcess.RunToExitAsync("dotnet",
             [RepoPaths.ProgramDll("VllmStack.Router"), "--host", "127.0.0.1", "--port", "0", "--admission-control", "true", "--max-queue-wait", "-3"], TimeSpan.FromSeconds(60));
         Assert.Equal(2, run.ExitCode);
-        Assert.Contains("--max-queue-wait must be between 0 and 3600 seconds", run.Output, StringComparison.Ordinal);
+        Assert.Contains("--max-queue-wait must be more than 0 and at most 3600 seconds", run.Output, StringComparison.Ordinal);
     }
 }

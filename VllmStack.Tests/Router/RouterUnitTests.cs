@@ -13,6 +13,26 @@ public sealed class RequestInspectorTests
     private static InspectedRequest Inspect(string json, string? sessionField = "x-user-id", bool wantPrompt = true) =>
         RequestInspector.Inspect(Encoding.UTF8.GetBytes(json), sessionField, wantPrompt);
 
+    [Theory]
+    [InlineData("""{"model":"m","max_tokens":1000,"priority":-3}""")]
+    [InlineData("""{"model":"m","max_tokens":1000.0,"priority":-3.0}""")]
+    [InlineData("""{"model":"m","max_tokens":"1000","priority":"-3"}""")]
+    [InlineData("""{"model":"m","max_completion_tokens":"1000","priority":"-3"}""")]
+    public void Token_limits_and_priority_are_read_as_vllm_takes_them(string json)
+    {
+        // pydantic's lax mode: an engine serves all of these, so admission control must count them all.
+        var request = Inspect(json);
+        Assert.Equal(1000, request.MaxTokens);
+        Assert.Equal(-3, request.Priority);
+    }
+
+    [Theory]
+    [InlineData("""{"model":"m","max_tokens":1000.5}""")]
+    [InlineData("""{"model":"m","max_tokens":"1e3"}""")]
+    [InlineData("""{"model":"m","max_tokens":"lots"}""")]
+    [InlineData("""{"model":"m","max_tokens":true}""")]
+    public void A_token_limit_that_is_no_integer_is_left_to_the_engine(string json) => Assert.Null(Inspect(json).MaxTokens);
+
     [Fact]
     public void Reads_model_session_and_chat_prompt_text_in_order()
     {

@@ -150,6 +150,23 @@ public sealed class StreamMigrationTests
 
             await allStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
             await engines[0].SignalAsync(fault);
+            if (fault == "KILL")
+            {
+                // A migrated request leaves the dead engine's in-flight count at once, not when its stream ends elsewhere:
+                // otherwise it reads as two requests, and admission control sees too little room.
+                var dead = engines[0].BaseUrl.ToString().TrimEnd('/') + "/";
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                int inFlight;
+                do
+                {
+                    await Task.Delay(50);
+                    var listed = JsonNode.Parse(await http.GetStringAsync("engines"))!["engines"]!.AsArray();
+                    inFlight = listed.Where(e => e!["url"]!.GetValue<string>() == dead).Sum(e => e!["in_flight"]!.GetValue<int>());
+                }
+                while (inFlight > 0 && clock.Elapsed < TimeSpan.FromSeconds(60));
+                Assert.Equal(0, inFlight);
+                Assert.False(streaming.All(t => t.IsCompleted), "the killed engine's in-flight count fell only when every stream had ended");
+            }
             var results = await Task.WhenAll(streaming).WaitAsync(TimeSpan.FromSeconds(120));
             if (killAfterStreams)
             {

@@ -120,6 +120,16 @@ public sealed class StreamMigrationUnitTests
     }
 
     [Fact]
+    public void A_prefilled_answer_given_as_content_parts_goes_on_in_its_last_text_part()
+    {
+        var original = """{"model":"m","messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"text","text":"Once"},{"type":"text","text":"upon"}]}],"continue_final_message":true,"add_generation_prompt":false,"stream":true}"""u8;
+        var body = JsonNode.Parse(ContinuationBuilder.Build(original, GenerationRoute.Chat, " a time", 2))!;
+        var messages = body["messages"]!.AsArray();
+        Assert.Equal(2, messages.Count);
+        Assert.Equal("""[{"type":"text","text":"Once"},{"type":"text","text":"upon a time"}]""", messages[1]!["content"]!.ToJsonString());
+    }
+
+    [Fact]
     public void A_completion_continues_after_its_prompt_with_vllms_default_limit()
     {
         var body = JsonNode.Parse(ContinuationBuilder.Build("""{"model":"m","prompt":["Once upon"],"stream":true}"""u8, GenerationRoute.Completions, " a time", 2))!;

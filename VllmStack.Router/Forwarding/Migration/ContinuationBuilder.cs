@@ -141,6 +141,19 @@ public static class ContinuationBuilder
     }
 
     /// <summary>
+    /// Where a prefilled final message's text ends: its <c>content</c> string, or the <c>text</c> of its last part when
+    /// the content is a list of parts ending in a text part (vLLM joins text parts, so the answer goes on after the last).
+    /// </summary>
+    private static (JsonObject Owner, string Key, string Text)? PrefillText(JsonObject final) => final["content"] switch
+    {
+        JsonValue value when value.GetValueKind() == JsonValueKind.String => (final, "content", value.GetValue<string>()),
+        JsonArray { Count: > 0 } parts when parts[^1] is JsonObject part && part["type"]?.GetValueKind() == JsonValueKind.String
+            && part["type"]!.GetValue<string>() == "text" && part["text"]?.GetValueKind() == JsonValueKind.String
+            => (part, "text", part["text"]!.GetValue<string>()),
+        _ => null,
+    };
+
+    /// <summary>
     /// The continuation of <paramref name="original"/> once <paramref name="deliveredText"/> (<paramref name="deliveredTokens"/>
     /// tokens) reached the client; null when nothing is left to generate (a token limit reached).
     /// </summary>
@@ -156,13 +169,13 @@ public static class ContinuationBuilder
         if (route == GenerationRoute.Chat)
         {
             var messages = body["messages"]!.AsArray();
-            var continuesOwn = body["continue_final_message"]?.GetValueKind() == JsonValueKind.True
-                && messages.Count > 0 && messages[^1] is JsonObject final && final["content"]?.GetValueKind() == JsonValueKind.String;
-            if (continuesOwn)
+            var prefill = body["continue_final_message"]?.GetValueKind() == JsonValueKind.True && messages.Count > 0 && messages[^1] is JsonObject final
+                ? PrefillText(final)
+                : null;
+            if (prefill is not null)
             {
                 // The client prefilled the answer itself: the delivered text goes on after its prefill.
-                var last = messages[^1]!.AsObject();
-                last["content"] = last["content"]!.GetValue<string>() + deliveredText;
+                prefill.Value.Owner[prefill.Value.Key] = prefill.Value.Text + deliveredText;
             }
             else
             {
