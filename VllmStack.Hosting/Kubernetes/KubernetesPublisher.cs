@@ -37,7 +37,9 @@ internal sealed class KubernetesPublisher(KubernetesEnvironmentResource environm
         }
         catch (KubernetesPublishException e)
         {
-            context.Logger.LogError("Kubernetes publish failed: {Reason}", e.Message);
+            // Written at once to stderr, as a command line's user error is: the console logger writes from a queue, and
+            // a process that ends right after a failed publish could lose the one line that says what to fix.
+            await Console.Error.WriteLineAsync($"Kubernetes publish failed: {e.Message}").ConfigureAwait(false);
             Environment.ExitCode = UserErrorExitCode;
             await context.ReportingStep.FailAsync(e.Message, cancellationToken).ConfigureAwait(false);
         }
