@@ -7,7 +7,7 @@ namespace VllmStack.Router.Forwarding;
 /// client's own failures (a broken upload, the size limit), and times the engine: between two reads the engine is
 /// taking the last chunk, and once the body has all gone the engine owes its response headers.
 /// </summary>
-public sealed class AttemptBody(ReadOnlyMemory<byte> head, Stream? rest, long limit, AttemptTimer timer) : Stream
+public sealed class AttemptBody(ReadOnlyMemory<byte> head, Stream? rest, long limit, AttemptTimer timer) : AsyncReadStream
 {
     private int _headSent;
     private long _sent;
@@ -94,35 +94,9 @@ public sealed class AttemptBody(ReadOnlyMemory<byte> head, Stream? rest, long li
         return count;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    protected override string BodyName => "The request body";
 
-    public override int Read(byte[] buffer, int offset, int count) =>
-        throw new NotSupportedException("The request body is read asynchronously.");
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => _sent;
-        set => throw new NotSupportedException();
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    protected override long BytesRead => _sent;
 }
 
 /// <summary>The client's own body failed while it streamed to an engine.</summary>

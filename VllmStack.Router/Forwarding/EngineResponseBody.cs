@@ -25,7 +25,7 @@ public sealed record RelayResult(bool ClientLeft, EngineFailureKind? EngineFailu
 /// after its headers, a stream ends with an error frame and <c>[DONE]</c> so clients stop cleanly; any other body
 /// fails the copy, and YARP cuts the client's response so that it cannot be taken as whole.
 /// </summary>
-public sealed class EngineResponseBody : Stream
+public sealed class EngineResponseBody : AsyncReadStream
 {
     private const int FirstReadBufferSize = 4 * 1024;
     private static readonly byte[] KeepAlive = ": keep-alive\n\n"u8.ToArray();
@@ -196,34 +196,7 @@ public sealed class EngineResponseBody : Stream
         base.Dispose(disposing);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("The engine's body is read asynchronously.");
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    protected override string BodyName => "The engine's body";
 }
 
 /// <summary>The engine's response content with its body read through an <see cref="EngineResponseBody"/>.</summary>

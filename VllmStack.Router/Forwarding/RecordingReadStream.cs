@@ -6,7 +6,7 @@ namespace VllmStack.Router.Forwarding;
 /// A read-only view of the client's body that keeps a copy of every byte read through it, in pooled memory, up to
 /// a limit: a parser can look ahead for the field routing needs, and what it consumed is sent on unchanged.
 /// </summary>
-public sealed class RecordingReadStream(Stream inner, long limit) : Stream
+public sealed class RecordingReadStream(Stream inner, long limit) : AsyncReadStream
 {
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
 
@@ -26,12 +26,6 @@ public sealed class RecordingReadStream(Stream inner, long limit) : Stream
         Record(destination.Span[..read]);
         return read;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) =>
-        throw new NotSupportedException("The client's body is read asynchronously.");
 
     private void Record(ReadOnlySpan<byte> bytes)
     {
@@ -60,27 +54,7 @@ public sealed class RecordingReadStream(Stream inner, long limit) : Stream
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => true;
+    protected override string BodyName => "The client's body";
 
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => RecordedLength;
-        set => throw new NotSupportedException();
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    protected override long BytesRead => RecordedLength;
 }

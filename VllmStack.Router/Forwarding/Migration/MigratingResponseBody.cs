@@ -13,7 +13,7 @@ namespace VllmStack.Router.Forwarding.Migration;
 /// engine, limit reached) it ends as an unmigrated one does: an error frame and <c>[DONE]</c>. A client that leaves is
 /// never migrated: the read fails with the client's cancellation, as without migration.
 /// </summary>
-public sealed class MigratingResponseBody : Stream
+public sealed class MigratingResponseBody : AsyncReadStream
 {
     private readonly StreamContinuation _continuation;
     private readonly RouterMetrics _metrics;
@@ -174,32 +174,5 @@ public sealed class MigratingResponseBody : Stream
         base.Dispose(disposing);
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("The engine's body is read asynchronously.");
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    protected override string BodyName => "The engine's body";
 }
