@@ -93,7 +93,8 @@ public sealed class ProxyEndpoint(
         string? lastError = null;
         // Streaming chat/completions may be continued at another engine if theirs fails mid-stream (Router:Migration).
         var generation = options.Migration.Enabled && request.IsBuffered ? RequestMigration.RouteOf(route) : null;
-        var assessment = generation is { } kind0 ? ContinuationBuilder.Assess(request.JsonBody.Span, kind0) : null;
+        // Only a stream can be continued: no second pass over the body of any other request.
+        var assessment = generation is { } kind0 && inspected.Stream ? ContinuationBuilder.Assess(request.JsonBody.Span, kind0) : null;
         using var migration = assessment is { Streaming: true, NotContinuable: null }
             ? new RequestMigration(context, model, session, requestId, serving, tried, policies, forwarder, outliers, options, metrics)
             {

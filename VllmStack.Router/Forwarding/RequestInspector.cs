@@ -8,7 +8,9 @@ namespace VllmStack.Router.Forwarding;
 /// <param name="ModelNotString">The body has a <c>model</c> field that is not a string (a client mistake).</param>
 /// <param name="Priority">vLLM's <c>priority</c> (lower first) when an integer; admission control orders a client's queue by it.</param>
 /// <param name="MaxTokens"><c>max_tokens</c> or <c>max_completion_tokens</c> when an integer; admission control counts it against token limits.</param>
-public sealed record InspectedRequest(string? Model, string? SessionKey, string? PromptText, bool ModelNotString = false, int? Priority = null, int? MaxTokens = null);
+/// <param name="Stream"><c>stream</c> is <c>true</c>: only such a request's response may be followed for migration.</param>
+public sealed record InspectedRequest(string? Model, string? SessionKey, string? PromptText, bool ModelNotString = false, int? Priority = null, int? MaxTokens = null,
+    bool Stream = false);
 
 /// <summary>
 /// Reads the top-level fields routing needs and checks, on the way, that the whole body is one well-formed JSON
@@ -34,6 +36,7 @@ public static class RequestInspector
         string? user = null;
         string? prompt = null;
         int? priority = null;
+        var stream = false;
         int? maxTokens = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
@@ -45,11 +48,16 @@ public static class RequestInspector
             var isPrompt = wantPrompt && (reader.ValueTextEquals("prompt"u8) || reader.ValueTextEquals("input"u8));
             var isPriority = reader.ValueTextEquals("priority"u8);
             var isMaxTokens = reader.ValueTextEquals("max_tokens"u8) || reader.ValueTextEquals("max_completion_tokens"u8);
+            var isStream = reader.ValueTextEquals("stream"u8);
             if (!reader.Read())
             {
                 break;
             }
-            if (isModel)
+            if (isStream)
+            {
+                stream = reader.TokenType == JsonTokenType.True;
+            }
+            else if (isModel)
             {
                 model = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
                 modelNotString = reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null);
@@ -86,7 +94,7 @@ public static class RequestInspector
             // Read() past the object throws for anything but whitespace; this catches what it lets through.
             throw new JsonException("The request body has content after its JSON object.");
         }
-        return new InspectedRequest(model, session ?? user, prompt, modelNotString, priority, maxTokens);
+        return new InspectedRequest(model, session ?? user, prompt, modelNotString, priority, maxTokens, stream);
     }
 
     /// <summary>
