@@ -68,7 +68,7 @@ public sealed class ProxyEndpoint(
         var serving = registry.Engines.Where(e => e.Serves(baseModel) && (adapter is not null || e.Serves(model))).ToList();
         if (serving.Count == 0)
         {
-            await RejectUnservedAsync(context, baseModel);
+            await RejectUnservedAsync(context, baseModel, adapter);
             return;
         }
         demand.Served(baseModel);
@@ -318,8 +318,11 @@ public sealed class ProxyEndpoint(
         metrics.Completed(engine, latency);
     }
 
-    /// <summary>No engine serves the model: starting (503), scaled to zero (503, counted as demand) or unknown (404).</summary>
-    private async Task RejectUnservedAsync(HttpContext context, string model)
+    /// <summary>
+    /// No engine serves the model (for a catalogued adapter: its base model): starting (503), scaled to zero (503, counted as
+    /// demand) or unknown (404).
+    /// </summary>
+    private async Task RejectUnservedAsync(HttpContext context, string model, LoraAdapter? adapter = null)
     {
         if (registry.Engines.Any(e => !e.ModelsKnown))
         {
@@ -334,7 +337,9 @@ public sealed class ProxyEndpoint(
         }
         else
         {
-            await Reject(context, 404, "model_not_found", $"The model `{model}` does not exist.", "model");
+            await Reject(context, 404, "model_not_found", adapter is null
+                ? $"The model `{model}` does not exist."
+                : $"The LoRA adapter `{adapter.Name}` needs the base model `{model}`, which no engine serves.", "model");
         }
     }
 
