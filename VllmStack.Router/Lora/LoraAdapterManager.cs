@@ -89,6 +89,16 @@ public sealed partial class LoraAdapterManager : BackgroundService
         else if (holders.Count > 0)
         {
             ReplicateIfHot(adapter, holders, baseEngines);
+            // Wanted now: not the one a load decided before this request reaches its engine should unload.
+            var now = Stopwatch.GetTimestamp();
+            foreach (var holder in holders)
+            {
+                var state = StateOf(holder.Url);
+                lock (state)
+                {
+                    state.LastUsed[adapter.Name] = now;
+                }
+            }
             return new LoraRouting(holders);
         }
         if (_failures.TryGetValue(adapter.Name, out var failure) && failure.Until > DateTimeOffset.UtcNow)
@@ -198,14 +208,50 @@ public sealed partial class LoraAdapterManager : BackgroundService
     private static LoraLoadError LoadFailed(LoraAdapter adapter, string reason, TimeSpan retryAfter) =>
         new("lora_adapter_load_failed", $"The LoRA adapter `{adapter.Name}` could not be loaded from `{adapter.Source}`: {reason}", retryAfter);
 
-    /// <summary>The engine to load onto: a free slot first, then the least load; full engines last (they must unload one).</summary>
-    private Engine Target(LoraAdapter adapter, IReadOnlyList<Engine> baseEngines) =>
-        baseEngines.Where(e => !e.Serves(adapter.Name))
-            .OrderBy(e => e.Adapters.Count() >= SlotsOf(e) ? 1 : 0)
+    /// <summary>
+    /// The engine to load onto: the least-loaded one with a free slot; when every engine is full, the one whose least recently
+    /// used adapter has been idle longest (the pool's slots then act as one LRU cache, so that an adapter in use elsewhere is
+    /// not unloaded for a cold one), among the engines within the imbalance guard of the least loaded.
+    /// </summary>
+    private Engine Target(LoraAdapter adapter, IReadOnlyList<Engine> baseEngines)
+    {
+        var candidates = baseEngines.Where(e => !e.Serves(adapter.Name)).ToList();
+        // Loads already on their way to an engine take its slots (and stall it) too: cold adapters arriving together spread out.
+        var free = candidates.Where(e => e.Adapters.Count() + StateOf(e.Url).PendingLoads < SlotsOf(e)).ToList();
+        if (free.Count > 0)
+        {
+            return free.OrderBy(e => e.LoadScore).ThenBy(e => e.Adapters.Count()).ThenBy(e => e.Id).First();
+        }
+        var least = candidates.Min(e => e.LoadScore);
+        return candidates.Where(e => !Imbalanced(e.LoadScore, least))
+            .OrderBy(e => StateOf(e.Url).PendingLoads)
+            .ThenBy(e => Victim(e, adapter.Name)?.LastUsed ?? long.MaxValue)
             .ThenBy(e => e.LoadScore)
-            .ThenBy(e => e.Adapters.Count())
             .ThenBy(e => e.Id)
             .First();
+    }
+
+    /// <summary>The imbalance guard of <see cref="LoraOptions.ImbalanceAbsolute"/> and <see cref="LoraOptions.ImbalanceRatio"/>.</summary>
+    private bool Imbalanced(double score, double least) =>
+        score - least > _options.ImbalanceAbsolute && score > _options.ImbalanceRatio * (least + 1);
+
+    /// <summary>
+    /// The adapter a full engine would unload for <paramref name="incoming"/>: the least recently used one, preferring those
+    /// without requests in flight; only adapters of the catalogue (those started with the engine, <c>--lora-modules</c>, stay).
+    /// </summary>
+    private (string Name, long LastUsed)? Victim(Engine engine, string incoming)
+    {
+        var state = StateOf(engine.Url);
+        lock (state)
+        {
+            return engine.Adapters.Where(a => a != incoming && _catalog.Adapters.ContainsKey(a))
+                .Select(a => (Name: a, LastUsed: state.LastUsed.GetValueOrDefault(a), Busy: state.InFlight.ContainsKey(a)))
+                .OrderBy(a => a.Busy ? 1 : 0)
+                .ThenBy(a => a.LastUsed)
+                .Select(a => ((string, long)?)(a.Name, a.Busy ? long.MaxValue - 1 : a.LastUsed))
+                .FirstOrDefault();
+        }
+    }
 
     private int SlotsOf(Engine engine) => engine.Load.MaxLoras ?? _options.MaxLoras;
 
@@ -215,10 +261,7 @@ public sealed partial class LoraAdapterManager : BackgroundService
         {
             return;
         }
-        var holderScore = holders.Min(e => e.LoadScore);
-        var least = baseEngines.Min(e => e.LoadScore);
-        if (holderScore - least <= _options.ImbalanceAbsolute || holderScore <= _options.ImbalanceRatio * (least + 1)
-            || !_replicating.TryAdd(adapter.Name, 0))
+        if (!Imbalanced(holders.Min(e => e.LoadScore), baseEngines.Min(e => e.LoadScore)) || !_replicating.TryAdd(adapter.Name, 0))
         {
             return;
         }
@@ -240,6 +283,8 @@ public sealed partial class LoraAdapterManager : BackgroundService
         {
             return winner;
         }
+        var state = StateOf(engine.Url);
+        Interlocked.Increment(ref state.PendingLoadCount);
         _ = Task.Run(async () =>
         {
             string? error;
@@ -256,6 +301,7 @@ public sealed partial class LoraAdapterManager : BackgroundService
                 LogUnexpected(e, adapter.Name, engine.Name);
                 error = e.Message;
             }
+            Interlocked.Decrement(ref state.PendingLoadCount);
             _loads.TryRemove(key, out _);
             created.SetResult(error);
         });
@@ -277,11 +323,11 @@ public sealed partial class LoraAdapterManager : BackgroundService
             var body = JsonSerializer.Serialize(new Dictionary<string, string> { ["lora_name"] = adapter.Name, ["lora_path"] = adapter.Source });
             var (status, answer) = await _client.PostJsonAsync(engine.Url, "v1/load_lora_adapter", body,
                 TimeSpan.FromSeconds(_options.EngineCallTimeout), cancellationToken).ConfigureAwait(false);
-            var loaded = status is >= 200 and < 300
-                // vLLM answers 400 "...has already been loaded" when another router (or an earlier, lost answer) loaded it.
-                || (status == 400 && answer.Contains("already been loaded", StringComparison.OrdinalIgnoreCase));
+            // vLLM answers 400 "...has already been loaded" when another router (or an earlier, lost answer) loaded it.
+            var alreadyLoaded = status == 400 && answer.Contains("already been loaded", StringComparison.OrdinalIgnoreCase);
+            var loaded = status is >= 200 and < 300 || alreadyLoaded;
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            _metrics.LoraLoad(reason, loaded ? "ok" : "failed", seconds);
+            _metrics.LoraLoad(reason, alreadyLoaded ? "already_loaded" : loaded ? "ok" : "failed", seconds);
             if (!loaded)
             {
                 var why = status == 0 ? $"engine {engine.Name} did not answer ({answer})" : $"engine {engine.Name} answered {status}: {EngineMessage(answer)}";
@@ -315,15 +361,7 @@ public sealed partial class LoraAdapterManager : BackgroundService
         var slots = SlotsOf(engine);
         while (engine.Adapters.Count() >= slots)
         {
-            string? victim;
-            lock (state)
-            {
-                // Only adapters of the catalogue are ours to unload; those started with the engine (--lora-modules) stay.
-                victim = engine.Adapters.Where(a => a != incoming && _catalog.Adapters.ContainsKey(a))
-                    .OrderBy(a => state.InFlight.ContainsKey(a) ? 1 : 0)
-                    .ThenBy(a => state.LastUsed.GetValueOrDefault(a))
-                    .FirstOrDefault();
-            }
+            var victim = Victim(engine, incoming)?.Name;
             if (victim is null || !await UnloadAsync(engine, victim, "lru", cancellationToken).ConfigureAwait(false))
             {
                 return; // nothing we may unload: the engine takes one adapter more than its slots (vLLM swaps them in its CPU cache)
@@ -439,6 +477,11 @@ public sealed partial class LoraAdapterManager : BackgroundService
 
         /// <summary>Stopwatch timestamps of each adapter's last use here.</summary>
         public Dictionary<string, long> LastUsed { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Loads decided for this engine and not finished (a field for <see cref="Interlocked"/>).</summary>
+        public int PendingLoadCount;
+
+        public int PendingLoads => Volatile.Read(ref PendingLoadCount);
 
         /// <summary>Adapters this router loaded here and has not unloaded, with when.</summary>
         public Dictionary<string, DateTimeOffset> Placed { get; } = new(StringComparer.Ordinal);

@@ -17,7 +17,8 @@ public sealed partial class RouterMetrics
     {
         _loraLoads = _meter.CreateCounter<long>("vllmstack:router_lora_adapter_loads", null,
             "LoRA adapter loads the router made, by why (demand: no engine held it; replicate: a hot adapter onto one more engine; "
-            + "restore: an engine came back without it; on_miss: the engine routing chose lacked it) and outcome (ok, failed).");
+            + "restore: an engine came back without it; on_miss: the engine routing chose lacked it) and outcome (ok; already_loaded: the engine "
+            + "had it, the router's view was stale; failed).");
         _loraUnloads = _meter.CreateCounter<long>("vllmstack:router_lora_adapter_unloads", null,
             "LoRA adapter unloads the router made, by why (lru: a full engine needed the slot; removed: the adapter left the catalogue).");
         _loraLoadDuration = _meter.CreateHistogram<double>("vllmstack:router_lora_adapter_load_duration_seconds", "s",

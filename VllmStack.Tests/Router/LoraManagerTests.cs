@@ -99,6 +99,31 @@ public sealed class LoraManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task When_every_slot_is_taken_the_adapter_idle_longest_in_the_whole_pool_is_the_one_unloaded()
+    {
+        var (engines, router) = await StartAsync(2, Catalogue(5));
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                Assert.Equal(200, await CompleteAsync(router, $"lora-{i}"));
+            }
+            // lora-3 is now the one idle longest, wherever it is; the others were just used.
+            foreach (var name in new[] { "lora-0", "lora-1", "lora-2" })
+            {
+                Assert.Equal(200, await CompleteAsync(router, name));
+            }
+            Assert.Equal(200, await CompleteAsync(router, "lora-4"));
+            var loaded = (await AdaptersAsync(router)).Where(a => a!["engines"]!.AsArray().Count > 0).Select(a => a!["name"]!.GetValue<string>()).Order();
+            Assert.Equal(["lora-0", "lora-1", "lora-2", "lora-4"], loaded);
+        }
+        finally
+        {
+            await RoutedEngines.StopAsync(engines, router);
+        }
+    }
+
+    [Fact]
     public async Task An_adapter_whose_source_is_missing_gets_a_clear_503_and_its_engine_is_not_blamed()
     {
         var (engines, router) = await StartAsync(1, Catalogue(0, ("broken", "/does/not/exist/adapter")));
