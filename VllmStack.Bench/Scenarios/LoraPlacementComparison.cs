@@ -36,7 +36,7 @@ public static class LoraPlacementComparison
     public static async Task<IReadOnlyList<Row>> RunAsync(Settings settings, CancellationToken cancellationToken)
     {
         using var adapters = AdapterCatalogue.Create(settings.Adapters);
-        var zipf = new Zipf(settings.Adapters, settings.ZipfExponent);
+        var zipf = new ZipfDistribution(settings.Adapters, settings.ZipfExponent);
         Console.WriteLine($"{settings.Adapters} adapters (Zipf s={settings.ZipfExponent}: the top one gets {zipf.Share(0):P0}, the top {settings.Engines * settings.MaxLoras} "
             + $"{Enumerable.Range(0, settings.Engines * settings.MaxLoras).Sum(zipf.Share):P0}), {settings.Engines} engines × --max-loras {settings.MaxLoras}, "
             + $"{settings.Rate} req/s for {settings.Duration.TotalSeconds} s, load {settings.LoadSeconds} s");
@@ -118,35 +118,6 @@ public static class LoraPlacementComparison
             {
                 await process.DisposeAsync();
             }
-        }
-    }
-
-    /// <summary>P(k) ∝ 1 / (k + 1)^s over k = 0 … n − 1, sampled by inverting the cumulative distribution.</summary>
-    private sealed class Zipf
-    {
-        private readonly double[] _cumulative;
-
-        public Zipf(int n, double exponent)
-        {
-            var weights = Enumerable.Range(1, n).Select(k => 1 / Math.Pow(k, exponent)).ToArray();
-            var total = weights.Sum();
-            _cumulative = new double[n];
-            var sum = 0.0;
-            for (var k = 0; k < n; k++)
-            {
-                sum += weights[k] / total;
-                _cumulative[k] = sum;
-            }
-            _cumulative[^1] = 1;
-        }
-
-        public double Share(int k) => _cumulative[k] - (k == 0 ? 0 : _cumulative[k - 1]);
-
-        public int Sample(DeterministicRandom random)
-        {
-            var u = (random.NextUInt64() >> 11) * (1.0 / (1UL << 53));
-            var index = Array.BinarySearch(_cumulative, u);
-            return Math.Min(index >= 0 ? index : ~index, _cumulative.Length - 1);
         }
     }
 
