@@ -29,7 +29,7 @@ public static class LoraPlacementComparison
 
     public sealed record Run(
         string Placement, int Index, int Sent, int Succeeded, int Failed, double RequestsPerSecond, double TtftP50Ms, double TtftP99Ms,
-        double AdapterLoads, double LoadsPerMinute, double FailedLoads, double LoadWaits, string Failures, string FirstError);
+        double AdapterLoads, double LoadsPerMinute, double FailedLoads, double LoadWaits, double EngineRefusals, string Failures, string FirstError);
 
     public sealed record Row(string Placement, double RequestsPerSecond, double TtftP50Ms, double TtftP99Ms, double LoadsPerMinute, double Failed, IReadOnlyList<Run> Runs);
 
@@ -52,7 +52,7 @@ public static class LoraPlacementComparison
                 runs.Add(run);
                 Console.WriteLine($"run {index} {placement,-8} {run.Succeeded}/{run.Sent} ok, {run.RequestsPerSecond:F2} req/s, TTFT p50 {run.TtftP50Ms:F0} ms p99 {run.TtftP99Ms:F0} ms, "
                     + $"{run.AdapterLoads:F0} loads ({run.LoadsPerMinute:F0}/min, {run.FailedLoads:F0} failed), {run.LoadWaits:F0} requests waited for a load"
-                    + (run.FirstError.Length > 0 ? $"; failed: {run.Failures}; first: {run.FirstError}" : ""));
+                    + (run.FirstError.Length > 0 ? $"; failed: {run.Failures} ({run.EngineRefusals:F0} refused by an engine); first: {run.FirstError}" : ""));
             }
         }
         var rows = Placements.Select(p => Summarise(p, [.. runs.Where(r => r.Placement == p)])).ToList();
@@ -105,6 +105,14 @@ public static class LoraPlacementComparison
             using var http = new HttpClient { BaseAddress = router.Url, Timeout = TimeSpan.FromSeconds(10) };
             var metrics = PrometheusTextParser.Parse(await http.GetStringAsync("metrics", cancellationToken));
             var loads = metrics.Sum("vllmstack:router_lora_adapter_loads_total");
+            // Chats the engines themselves refused (4xx, e.g. an adapter no longer loaded there): the router's view was stale.
+            double engineRefusals = 0;
+            foreach (var engine in engines)
+            {
+                using var engineHttp = new HttpClient { BaseAddress = engine.Url, Timeout = TimeSpan.FromSeconds(10) };
+                engineRefusals += PrometheusTextParser.Parse(await engineHttp.GetStringAsync("metrics", cancellationToken))
+                    .Sum("http_requests_total", ("handler", "/v1/chat/completions"), ("status", "4xx"));
+            }
             var firstError = answers.FirstOrDefault(a => !a.Record.Succeeded)?.Record is { } failed
                 ? $"{failed.ErrorKind} {failed.HttpStatus} {failed.Error}" : "";
             var failures = string.Join(", ", answers.Where(a => !a.Record.Succeeded).GroupBy(a => (a.Record.ErrorKind, a.Record.HttpStatus))
@@ -112,7 +120,7 @@ public static class LoraPlacementComparison
             return new Run(placement, index, answers.Count, ok.Count, answers.Count - ok.Count, ok.Count / span,
                 ttfts.Count == 0 ? double.NaN : Distribution.Percentile(ttfts, 50), ttfts.Count == 0 ? double.NaN : Distribution.Percentile(ttfts, 99),
                 loads, loads / span * 60, metrics.Sum("vllmstack:router_lora_adapter_loads_total", ("outcome", "failed")),
-                metrics.Sum("vllmstack:router_lora_load_waits_total"), failures, firstError.Length > 300 ? firstError[..300] : firstError);
+                metrics.Sum("vllmstack:router_lora_load_waits_total"), engineRefusals, failures, firstError.Length > 300 ? firstError[..300] : firstError);
         }
         finally
         {
