@@ -16,13 +16,13 @@ public sealed class LoraLoadTimeTests
 {
     private static readonly Dictionary<string, string> RuntimeLora = new() { ["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "true" };
 
-    private static object Completion(string model, int maxTokens, bool stream) =>
+    internal static object Completion(string model, int maxTokens, bool stream) =>
         stream
             ? new { model, prompt = "tell me about adapters", max_tokens = maxTokens, ignore_eos = true, stream, stream_options = new { include_usage = true } }
             : new { model, prompt = "tell me about adapters", max_tokens = maxTokens, ignore_eos = true, stream };
 
     /// <summary>The stream's finish reason and its usage's completion tokens.</summary>
-    private static (string? FinishReason, int CompletionTokens) Ending(OpenAiHttp.StreamResult result) =>
+    internal static (string? FinishReason, int CompletionTokens) Ending(OpenAiHttp.StreamResult result) =>
         (result.Chunks.Last(c => c["choices"]!.AsArray().Count > 0)["choices"]![0]!["finish_reason"]?.GetValue<string>(),
          result.Chunks[^1]["usage"]!["completion_tokens"]!.GetValue<int>());
 
@@ -55,7 +55,7 @@ public sealed class LoraLoadTimeTests
     {
         using var adapters = new LoraAdapterFiles();
         await using var sim = await EngineSimProcess.StartAsync(
-            ["--latency-preset", "instant", "--enable-lora", "--lora-load-seconds", "1"], RuntimeLora);
+            ["--latency-preset", "instant", "--enable-lora", "--lora-load-seconds", "4"], RuntimeLora);
         var load = LoraHttp.PostAsync(sim.Http, "v1/load_lora_adapter", new { lora_name = "fresh", lora_path = adapters.Create("fresh") });
         var (early, _) = await OpenAiHttp.PostJsonAsync(sim.Http, "v1/completions", Completion("fresh", 4, stream: false));
         Assert.False(load.IsCompleted, "the load ended before a request right after it began");
@@ -90,7 +90,7 @@ public sealed class LoraLoadTimeTests
         Assert.Equal(200, (await LoraHttp.PostAsync(sim.Http, "v1/load_lora_adapter", new { lora_name = "going", lora_path = adapters.Create("going") })).Status);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
 
-        var running = OpenAiHttp.StreamAsync(sim.Http, "v1/completions", Completion("going", 60, stream: true), cts.Token);
+        var running = OpenAiHttp.StreamAsync(sim.Http, "v1/completions", Completion("going", 150, stream: true), cts.Token);
         await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_running") == 1, TimeSpan.FromSeconds(30), "the first request running");
         var queued = OpenAiHttp.StreamAsync(sim.Http, "v1/completions", Completion("going", 30, stream: true), cts.Token);
         await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_waiting") == 1, TimeSpan.FromSeconds(30), "the second request queued");
@@ -99,49 +99,12 @@ public sealed class LoraLoadTimeTests
         var (refused, _) = await OpenAiHttp.PostJsonAsync(sim.Http, "v1/completions", Completion("going", 2, stream: false));
         Assert.Equal(404, refused);
 
-        foreach (var (result, tokens) in new[] { (await running, 60), (await queued, 30) })
+        foreach (var (result, tokens) in new[] { (await running, 150), (await queued, 30) })
         {
             Assert.Equal(("length", tokens), Ending(result));
         }
         var models = JsonNode.Parse(await sim.Http.GetStringAsync("v1/models"))!["data"]!.AsArray();
         Assert.DoesNotContain(models, m => m!["id"]!.GetValue<string>() == "going");
-    }
-
-    [Fact]
-    public async Task Lora_requests_info_lists_the_batchs_adapters_as_running_and_the_rest_as_waiting_in_arrival_order()
-    {
-        using var adapters = new LoraAdapterFiles();
-        string[] names = ["ad-0", "ad-1", "ad-2", "ad-3", "ad-4", "ad-5"];
-        await using var sim = await EngineSimProcess.StartAsync(
-        [
-            "--latency-preset", "fast", "--inter-token-latency-ms", "20", "--enable-lora", "--max-loras", "2", "--lora-load-seconds", "0",
-            "--lora-modules", .. names.Select(n => $"{n}={adapters.Create(n)}"),
-        ]);
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        var streams = new List<Task<OpenAiHttp.StreamResult>>();
-        foreach (var (name, i) in names.Select((n, i) => (n, i)))
-        {
-            streams.Add(OpenAiHttp.StreamAsync(sim.Http, "v1/completions", Completion(name, 150, stream: true), cts.Token));
-            // Each request reaches the engine before the next, so that the arrival order is known.
-            await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_running") + m.Sum("vllm:num_requests_waiting") == i + 1,
-                TimeSpan.FromSeconds(30), $"{i + 1} requests in the engine");
-        }
-
-        // Two adapters fill the batch (max-loras 2); the other four wait, each listed once, in the order they came.
-        await sim.WaitForMetricsAsync(m => Latest(m) is { } s && s.Has("running_lora_adapters", "ad-0,ad-1") && s.Has("waiting_lora_adapters", "ad-2,ad-3,ad-4,ad-5"),
-            TimeSpan.FromSeconds(30), "ad-0,ad-1 running and ad-2..ad-5 waiting");
-        // As the first two finish, the next two take their slots.
-        await sim.WaitForMetricsAsync(m => Latest(m) is { } s && s.Has("running_lora_adapters", "ad-2,ad-3") && s.Has("waiting_lora_adapters", "ad-4,ad-5"),
-            TimeSpan.FromSeconds(60), "ad-2,ad-3 running and ad-4,ad-5 waiting");
-        foreach (var result in await Task.WhenAll(streams))
-        {
-            Assert.Equal(("length", 150), Ending(result));
-        }
-        await sim.WaitForMetricsAsync(m => Latest(m) is { } s && s.Has("running_lora_adapters", "") && s.Has("waiting_lora_adapters", ""),
-            TimeSpan.FromSeconds(30), "empty lists once idle");
-
-        static PrometheusSample? Latest(IReadOnlyList<PrometheusSample> m) =>
-            m.Where(s => s.Name == "vllm:lora_requests_info").MaxBy(s => s.Value);
     }
 
     /// <summary>Streams a request and returns when each SSE data event arrived (the final <c>[DONE]</c> excluded).</summary>
@@ -161,5 +124,46 @@ public sealed class LoraLoadTimeTests
             }
         }
         return arrivals;
+    }
+}
+
+/// <summary><c>vllm:lora_requests_info</c> with more adapters than <c>--max-loras</c> (its own class: it runs beside the others).</summary>
+public sealed class LoraBatchMetricsTests
+{
+    [Fact]
+    public async Task Lora_requests_info_lists_the_batchs_adapters_as_running_and_the_rest_as_waiting_in_arrival_order()
+    {
+        using var adapters = new LoraAdapterFiles();
+        string[] names = ["ad-0", "ad-1", "ad-2", "ad-3", "ad-4", "ad-5"];
+        await using var sim = await EngineSimProcess.StartAsync(
+        [
+            "--latency-preset", "fast", "--inter-token-latency-ms", "20", "--enable-lora", "--max-loras", "2", "--lora-load-seconds", "0",
+            "--lora-modules", .. names.Select(n => $"{n}={adapters.Create(n)}"),
+        ]);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var streams = new List<Task<OpenAiHttp.StreamResult>>();
+        foreach (var (name, i) in names.Select((n, i) => (n, i)))
+        {
+            streams.Add(OpenAiHttp.StreamAsync(sim.Http, "v1/completions", LoraLoadTimeTests.Completion(name, 300, stream: true), cts.Token));
+            // Each request reaches the engine before the next, so that the arrival order is known.
+            await sim.WaitForMetricsAsync(m => m.Sum("vllm:num_requests_running") + m.Sum("vllm:num_requests_waiting") == i + 1,
+                TimeSpan.FromSeconds(30), $"{i + 1} requests in the engine");
+        }
+
+        // Two adapters fill the batch (max-loras 2); the other four wait, each listed once, in the order they came.
+        await sim.WaitForMetricsAsync(m => Latest(m) is { } s && s.Has("running_lora_adapters", "ad-0,ad-1") && s.Has("waiting_lora_adapters", "ad-2,ad-3,ad-4,ad-5"),
+            TimeSpan.FromSeconds(30), "ad-0,ad-1 running and ad-2..ad-5 waiting");
+        // As the first two finish, the next two take their slots.
+        await sim.WaitForMetricsAsync(m => Latest(m) is { } s && s.Has("running_lora_adapters", "ad-2,ad-3") && s.Has("waiting_lora_adapters", "ad-4,ad-5"),
+            TimeSpan.FromSeconds(60), "ad-2,ad-3 running and ad-4,ad-5 waiting");
+        foreach (var result in await Task.WhenAll(streams))
+        {
+            Assert.Equal(("length", 300), LoraLoadTimeTests.Ending(result));
+        }
+        await sim.WaitForMetricsAsync(m => Latest(m) is { } s && s.Has("running_lora_adapters", "") && s.Has("waiting_lora_adapters", ""),
+            TimeSpan.FromSeconds(30), "empty lists once idle");
+
+        static PrometheusSample? Latest(IReadOnlyList<PrometheusSample> m) =>
+            m.Where(s => s.Name == "vllm:lora_requests_info").MaxBy(s => s.Value);
     }
 }
