@@ -131,5 +131,27 @@ overload.SetAction(async (result, cancellationToken) =>
     return rows.Count > 0 ? 0 : 1;
 });
 
-var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, kvLookup, chaos, overload, MultiRoundCommand.Create() };
+var loraRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 3, Description = "Runs per placement; medians are reported." };
+var loraDuration = new Option<int>("--duration") { DefaultValueFactory = _ => 20, Description = "Seconds of offered load per run." };
+var loraRate = new Option<double>("--rate") { DefaultValueFactory = _ => 8, Description = "Requests per second, sent open loop." };
+var loraAdapters = new Option<int>("--adapters") { DefaultValueFactory = _ => 50, Description = "Adapters in the router's catalogue." };
+var loraZipf = new Option<double>("--zipf") { DefaultValueFactory = _ => 1.0, Description = "Zipf exponent of the adapters' popularity." };
+var loraMaxLoras = new Option<int>("--max-loras") { DefaultValueFactory = _ => 4, Description = "Adapter slots per engine (vLLM --max-loras)." };
+var loraLoadSeconds = new Option<double>("--lora-load-seconds") { DefaultValueFactory = _ => 0.5, Description = "Simulated time of one adapter load (the engine runs no step meanwhile)." };
+var loraMaxTokens = new Option<int>("--max-tokens") { DefaultValueFactory = _ => 48, Description = "Output tokens per request." };
+var loraSeed = new Option<int>("--seed") { DefaultValueFactory = _ => 17, Description = "Seed of the adapter sequence." };
+var loraOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
+var lora = new Command("lora", "Many LoRA adapters (Zipf requests) on four simulated engines through the router: --lora-placement demand against on-miss; throughput, TTFT p50/p99, adapter loads per minute, failed requests.")
+{
+    loraRuns, loraDuration, loraRate, loraAdapters, loraZipf, loraMaxLoras, loraLoadSeconds, loraMaxTokens, loraSeed, loraOutput,
+};
+lora.SetAction(async (result, cancellationToken) =>
+{
+    var rows = await LoraPlacementComparison.RunAsync(new LoraPlacementComparison.Settings(result.GetValue(loraRuns), TimeSpan.FromSeconds(result.GetValue(loraDuration)),
+        result.GetValue(loraRate), result.GetValue(loraAdapters), result.GetValue(loraZipf), 4, result.GetValue(loraMaxLoras), result.GetValue(loraLoadSeconds),
+        result.GetValue(loraMaxTokens), result.GetValue(loraSeed), TimeSpan.FromSeconds(60), result.GetValue(loraOutput)!), cancellationToken);
+    return rows.All(r => r.Runs.All(run => run.Failed <= run.Sent * 0.05)) ? 0 : 1;
+});
+
+var root = new RootCommand("VllmStack benchmarks: each writes its figures as JSON and prints medians over several runs.") { enginesim, router, pool, routing, kvLookup, chaos, overload, lora, MultiRoundCommand.Create() };
 return await root.Parse(args).InvokeAsync();

@@ -122,7 +122,7 @@ static async Task<int> RunAsync(EngineOptions options, CancellationToken cancell
     foreach (var lora in options.LoraModules)
     {
         // vLLM's init_static_loras: an adapter that does not load stops the server before it listens.
-        if (ModelEndpoints.LoadError(lora, catalog.Load(lora, inplace: false), options) is { } error)
+        if (ModelEndpoints.LoadError(lora, await catalog.LoadAsync(lora, inplace: false, cancellationToken), options) is { } error)
         {
             await Console.Error.WriteLineAsync($"ValueError: {error.Message}");
             return 1;

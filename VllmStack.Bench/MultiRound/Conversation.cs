@@ -9,7 +9,8 @@ public sealed record ChatMessage(string Role, string Content)
 }
 
 /// <summary>One request of a conversation: the whole history so far, ending with the new question.</summary>
-public sealed record ChatTurn(string UserId, int Round, IReadOnlyList<ChatMessage> Messages);
+/// <param name="Model">The model (or LoRA adapter) this request names; null: the endpoint's.</param>
+public sealed record ChatTurn(string UserId, int Round, IReadOnlyList<ChatMessage> Messages, string? Model = null);
 
 /// <summary>
 /// One simulated user's conversation: the shared system prompt, then the user's document together with the first

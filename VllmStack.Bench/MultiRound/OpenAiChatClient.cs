@@ -137,7 +137,7 @@ public sealed class OpenAiChatClient : IChatTurnClient, IDisposable
         using (var json = new Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
-            json.WriteString("model", _endpoint.Model);
+            json.WriteString("model", turn.Model ?? _endpoint.Model);
             json.WriteStartArray("messages");
             foreach (var message in turn.Messages)
             {

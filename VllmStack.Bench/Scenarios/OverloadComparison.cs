@@ -98,26 +98,10 @@ public static class OverloadComparison
     private static async Task<Run> OneRunAsync(Settings settings, OpenAiChatClient client, double rate, CancellationToken cancellationToken)
     {
         var count = (int)Math.Round(rate * settings.Duration.TotalSeconds);
-        var clock = Stopwatch.StartNew();
-        var sends = new List<Task<(RequestRecord Record, TimeSpan Done)>>(count);
-        for (var i = 0; i < count; i++)
-        {
-            var due = TimeSpan.FromSeconds(i / rate);
-            if (due > clock.Elapsed)
-            {
-                await Task.Delay(due - clock.Elapsed, cancellationToken);
-            }
-            var turn = Turn($"client-{i % settings.Clients}", i);
-            sends.Add(Task.Run(async () =>
-            {
-                var result = await client.SendAsync(turn, cancellationToken);
-                return (result.Record, clock.Elapsed);
-            }, cancellationToken));
-        }
-        var results = await Task.WhenAll(sends);
+        var results = await OpenLoopLoad.SendAsync(client, rate, count, i => Turn($"client-{i % settings.Clients}", i), cancellationToken);
         var ok = results.Where(r => r.Record.Succeeded).ToList();
         // Goodput over the time the offered load took to be answered: a backlog served late lengthens it.
-        var span = Math.Max(settings.Duration.TotalSeconds, results.Max(r => r.Done).TotalSeconds);
+        var span = OpenLoopLoad.SpanSeconds(results, settings.Duration);
         var shed = results.Count(r => r.Record.HttpStatus == 429);
         var ttfts = ok.Select(r => r.Record.TtftMs ?? r.Record.E2eMs).Order().ToList();
         return new Run(rate, count, ok.Count, shed, count - ok.Count - shed, ok.Count / span,
@@ -154,7 +138,7 @@ public static class OverloadComparison
                     "--routing-logic", "leastload", "--engine-stats-interval", "0.5", .. admission ? settings.AdmissionArgs : []], cancellationToken);
                 processes.Add(router);
                 var stack = new Stack(processes, router);
-                await stack.WaitAsync(e => e.Count(x => x!["routable"]!.GetValue<bool>()) == settings.Engines, cancellationToken);
+                await RouterEngines.WaitRoutableAsync(router.Url, settings.Engines, cancellationToken);
                 return stack;
             }
             catch
@@ -172,21 +156,7 @@ public static class OverloadComparison
 
         /// <summary>Until the router has nothing in flight (requests cancelled by the client's timeout end at the engines too).</summary>
         public Task WaitIdleAsync(CancellationToken cancellationToken) =>
-            WaitAsync(e => e.All(x => x!["in_flight"]!.GetValue<int>() == 0), cancellationToken);
-
-        private async Task WaitAsync(Func<JsonArray, bool> condition, CancellationToken cancellationToken)
-        {
-            using var http = new HttpClient { BaseAddress = Router.Url, Timeout = TimeSpan.FromSeconds(10) };
-            var clock = Stopwatch.StartNew();
-            while (!condition(JsonNode.Parse(await http.GetStringAsync("engines", cancellationToken))!["engines"]!.AsArray()))
-            {
-                if (clock.Elapsed > TimeSpan.FromSeconds(60))
-                {
-                    throw new TimeoutException("the router's engines did not reach the expected state within 60 s");
-                }
-                await Task.Delay(100, cancellationToken);
-            }
-        }
+            RouterEngines.WaitAsync(Router.Url, e => e.All(x => x!["in_flight"]!.GetValue<int>() == 0), cancellationToken);
 
         public async ValueTask DisposeAsync()
         {

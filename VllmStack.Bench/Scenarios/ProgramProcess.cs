@@ -17,8 +17,10 @@ public sealed partial class ProgramProcess : IAsyncDisposable
 
     public Uri Url { get; }
 
-    public static Task<ProgramProcess> StartEngineSimAsync(IEnumerable<string> args, CancellationToken cancellationToken) =>
-        StartAsync("VllmStack.EngineSim", "EngineSim", args, cancellationToken);
+    /// <param name="environment">Variables the engine reads as vLLM does (e.g. <c>VLLM_ALLOW_RUNTIME_LORA_UPDATING</c>).</param>
+    public static Task<ProgramProcess> StartEngineSimAsync(IEnumerable<string> args, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string>? environment = null) =>
+        StartAsync("VllmStack.EngineSim", "EngineSim", args, cancellationToken, environment);
 
     /// <param name="dll">Another build of the router (a baseline to compare with); this repository's build when null.</param>
     public static Task<ProgramProcess> StartRouterAsync(IEnumerable<string> args, CancellationToken cancellationToken, string? dll = null) =>

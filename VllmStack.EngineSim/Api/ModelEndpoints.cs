@@ -89,7 +89,7 @@ public static class ModelEndpoints
         w.WriteEndObject();
     }
 
-    private static async Task LoadAsync(HttpContext context, ModelCatalog catalog, EngineOptions options)
+    private static async Task LoadAsync(HttpContext context, ModelCatalog catalog, EngineOptions options, IHostApplicationLifetime lifetime)
     {
         JsonRequest.RequireJsonMediaType(context.Request);
         using var body = await JsonRequest.ReadAsync(context.Request, context.RequestAborted);
@@ -102,7 +102,8 @@ public static class ModelEndpoints
             throw new ApiException(InvalidUserInput("Both 'lora_name' and 'lora_path' must be provided."));
         }
         var lora = new LoraModule(name, path, null);
-        if (LoadError(lora, catalog.Load(lora, inplace), options) is { } error)
+        // The engine finishes a load it began even when the client goes away, as vLLM's engine core does.
+        if (LoadError(lora, await catalog.LoadAsync(lora, inplace, lifetime.ApplicationStopping), options) is { } error)
         {
             throw new ApiException(error);
         }

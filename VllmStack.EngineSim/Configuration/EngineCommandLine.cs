@@ -57,6 +57,7 @@ public static class EngineCommandLine
     private static readonly Option<int> MaxLoraRank = new("--max-lora-rank") { DefaultValueFactory = _ => 16, Description = "Highest adapter rank a load accepts." };
     private static readonly Option<string?> LoraHubDir = new("--lora-hub-dir") { Description = "Local folder standing for the Hugging Face hub: adapter repo ids resolve to DIR/org/name (default: every repo id resolves)." };
     private static readonly Option<bool> LoraLoadInplace = new("--lora-load-inplace") { Description = "Newer vLLM's LoRA loading: load_inplace reloads an adapter; failures other than a missing adapter are 500s." };
+    private static readonly Option<double> LoraLoadSeconds = new("--lora-load-seconds") { DefaultValueFactory = _ => 0.5, Description = "Simulated time an adapter load takes (runtime loads and --lora-modules); no engine step runs meanwhile, as in vLLM's engine core." };
     private static readonly Option<bool> EnableSleepMode = new("--enable-sleep-mode") { Description = "Sleep frees GPU memory: a forward pass while asleep kills the engine core, as in vLLM 0.11." };
     private static readonly Option<bool> EnableServerLoadTracking = new("--enable-server-load-tracking") { Description = "/load counts the requests in flight on the generation routes." };
     private static readonly Option<double> StartupDelay = new("--startup-delay-seconds") { DefaultValueFactory = _ => 0, Description = "Simulated model loading: nothing listens for this long." };
@@ -90,7 +91,7 @@ public static class EngineCommandLine
             NoEnablePrefixCaching, EnableLora, MaxLoras, LoraModules, ApiKey, Seed, EnablePromptTokensDetails, LatencyPreset, PrefillOverhead,
             PrefillPerToken, InterTokenLatency, TimeFactorUnderLoad, LatencyJitter, Output, EmbeddingDim, ShowHiddenMetricsForVersion, GpuMemoryUtilization, KvCacheDtype, SwapSpace, KvCacheServer, KvEngineId, KvEventsInterval, KvOffload, KvStoreOnCompute, KvBytesPerToken, KvScale, KvTransferGBps, FailureRate, FailureTypes,
             ResponseRole, SchedulingPolicyOption, EnableAutoToolChoice, ToolCallParser, EnableForceIncludeUsage, EnableRequestIdHeaders, MaxLogprobs, KvCacheMemoryBytes,
-            MaxLoraRank, LoraHubDir, LoraLoadInplace, EnableSleepMode, EnableServerLoadTracking, StartupDelay, FaultEngineDeadAfterRequests,
+            MaxLoraRank, LoraHubDir, LoraLoadInplace, LoraLoadSeconds, EnableSleepMode, EnableServerLoadTracking, StartupDelay, FaultEngineDeadAfterRequests,
         };
         foreach (var option in IgnoredOptions)
         {
@@ -194,6 +195,7 @@ public static class EngineCommandLine
             MaxLoraRank = r.GetValue(MaxLoraRank),
             LoraHubDirectory = r.GetValue(LoraHubDir) is { Length: > 0 } hub ? Path.GetFullPath(hub) : null,
             LoraLoadInplace = r.GetValue(LoraLoadInplace),
+            LoraLoadSeconds = r.GetValue(LoraLoadSeconds),
             EnableSleepMode = r.GetValue(EnableSleepMode),
             EnableServerLoadTracking = r.GetValue(EnableServerLoadTracking),
             StartupDelaySeconds = r.GetValue(StartupDelay),

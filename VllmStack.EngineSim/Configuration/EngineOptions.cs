@@ -148,6 +148,12 @@ public sealed class EngineOptions
     /// <summary>Newer vLLM's LoRA loading: <c>load_inplace</c> reloads a loaded adapter, other failures are 500s.</summary>
     public bool LoraLoadInplace { get; init; }
 
+    /// <summary>
+    /// Seconds one adapter load takes (a runtime load and each <c>--lora-modules</c> entry at start): vLLM's worker reads
+    /// the adapter's weights on its engine-core thread, so no engine step runs meanwhile. Default 0.5; 0 loads at once.
+    /// </summary>
+    public double LoraLoadSeconds { get; init; } = 0.5;
+
     /// <summary>vLLM <c>--enable-sleep-mode</c>: sleep really frees GPU memory, so a forward pass while asleep kills the engine core.</summary>
     public bool EnableSleepMode { get; init; }
 
@@ -258,6 +264,10 @@ public sealed class EngineOptions
         if (MaxLoraRank < 1)
         {
             yield return "--max-lora-rank must be at least 1";
+        }
+        if (LoraLoadSeconds is < 0 or > 3600 || double.IsNaN(LoraLoadSeconds))
+        {
+            yield return "--lora-load-seconds must be between 0 and 3600";
         }
         if (StartupDelaySeconds < 0 || FaultEngineDeadAfterRequests < 0 || HttpTimeoutKeepAliveSeconds < 0)
         {

@@ -25,7 +25,7 @@ public sealed record LoraLoadOutcome(LoraLoadStatus Status, LoraLoadError? Error
 /// The served model names and the LoRA adapters, in the order they were loaded (static <c>--lora-modules</c> first),
 /// as vLLM's <c>OpenAIServingModels</c> keeps them: a reload in place keeps an adapter's position.
 /// </summary>
-public sealed class ModelCatalog(EngineOptions options)
+public sealed class ModelCatalog(EngineOptions options, Scheduler scheduler)
 {
     private readonly Lock _write = new();
     private readonly LoraAdapterResolver _resolver = new(options);
@@ -68,23 +68,33 @@ public sealed class ModelCatalog(EngineOptions options)
     /// <summary>
     /// Loads an adapter after checking it (<see cref="LoraAdapterResolver"/>); a name already loaded is refused unless
     /// <paramref name="inplace"/>, which re-reads it at its new path. A base model name that is not served is dropped, as vLLM drops it.
+    /// A good adapter takes <see cref="EngineOptions.LoraLoadSeconds"/> to read, during which the engine runs no step
+    /// (<see cref="Scheduler.RunBetweenStepsAsync"/>); it is served once that time is over. A refused one fails at once
+    /// (the worker stops at the config, before reading weights).
     /// </summary>
-    public LoraLoadOutcome Load(LoraModule lora, bool inplace)
+    /// <param name="cancellationToken">Stops the wait for the engine; vLLM's engine core finishes a call it began, so pass the host's stopping token, not a client's.</param>
+    public async Task<LoraLoadOutcome> LoadAsync(LoraModule lora, bool inplace, CancellationToken cancellationToken)
     {
         if (lora.BaseModelName is { } baseModel && !options.ModelNames.Contains(baseModel, StringComparer.Ordinal))
         {
             lora = lora with { BaseModelName = null };
         }
+        if (!inplace && Array.Exists(_loras, l => l.Name == lora.Name))
+        {
+            return new(LoraLoadStatus.AlreadyLoaded);
+        }
+        if (_resolver.Check(lora.Name, lora.Path) is { } error)
+        {
+            return new(LoraLoadStatus.Failed, error);
+        }
+        await scheduler.RunBetweenStepsAsync(TimeSpan.FromSeconds(options.LoraLoadSeconds), cancellationToken).ConfigureAwait(false);
         lock (_write)
         {
             var index = Array.FindIndex(_loras, l => l.Name == lora.Name);
             if (index >= 0 && !inplace)
             {
+                // A load of the same name that ran meanwhile won.
                 return new(LoraLoadStatus.AlreadyLoaded);
-            }
-            if (_resolver.Check(lora.Name, lora.Path) is { } error)
-            {
-                return new(LoraLoadStatus.Failed, error);
             }
             LoraModule[] next = [.. _loras];
             if (index >= 0)

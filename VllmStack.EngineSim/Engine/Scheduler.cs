@@ -11,7 +11,8 @@ namespace VllmStack.EngineSim.Engine;
 /// recently admitted one (under the priority policy, the lowest priority, latest arrival, as vLLM V1's scheduler does),
 /// which goes back to the queue and recomputes when readmitted. Requests for a LoRA adapter wait while
 /// <c>max-loras</c> other adapters are in the batch. What the batch produces is grouped into engine steps
-/// (<see cref="EngineSteps"/>) for the per-step metrics.
+/// (<see cref="EngineSteps"/>) for the per-step metrics. An engine-core call (<see cref="RunBetweenStepsAsync"/>, an
+/// adapter load) stops every step while it runs, as vLLM's engine core does.
 /// </summary>
 public sealed class Scheduler
 {
@@ -19,7 +20,13 @@ public sealed class Scheduler
     private readonly LinkedList<Sequence> _waiting = new();
     private readonly List<Sequence> _running = [];
     private readonly Dictionary<string, int> _runningLoras = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, int> _loraFirstSeen = new(StringComparer.Ordinal);
+    // Adapters with queued or running sequences, in the order they got their first one since they last had none: the
+    // order of vLLM's LoRARequestStates dict (vllm/v1/metrics/stats.py), which drops an adapter whose requests are all done.
+    private readonly Dictionary<string, (long Order, int Sequences)> _liveLoras = new(StringComparer.Ordinal);
+    private long _nextLoraOrder;
+    private readonly SemaphoreSlim _engineCoreCalls = new(1, 1);
+    private volatile Task _stepsResumed = Task.CompletedTask;
+    private bool _betweenSteps;
     private readonly EngineSteps _steps;
     private readonly KvBlockPool _pool;
     private readonly EngineMetrics _metrics;
@@ -114,7 +121,8 @@ public sealed class Scheduler
                 seq.WaitingNode = Enqueue(seq, preempted: false);
                 if (seq.Lora is not null)
                 {
-                    _loraFirstSeen.TryAdd(seq.Lora, _loraFirstSeen.Count);
+                    var (order, sequences) = _liveLoras.TryGetValue(seq.Lora, out var live) ? live : (_nextLoraOrder++, 0);
+                    _liveLoras[seq.Lora] = (order, sequences + 1);
                     _lorasChanged = true;
                 }
                 TrySchedule();
@@ -192,11 +200,62 @@ public sealed class Scheduler
         }
     }
 
+    /// <summary>Completed while no engine-core call holds the steps: a sequence waits for it before it computes again.</summary>
+    public Task StepsResumed => _stepsResumed;
+
+    /// <summary>
+    /// Runs an engine-core call that takes <paramref name="duration"/> between two steps: no step runs until it ends (nothing
+    /// is admitted, no sequence computes; a step under way finishes), and calls run one at a time. vLLM's engine core
+    /// handles a utility call such as <c>add_lora</c> inline on its busy-loop thread, between <c>_process_input_queue</c>
+    /// and the next <c>step</c> (<c>vllm/v1/engine/core.py</c>, <c>EngineCoreProc._handle_client_request</c>), and the
+    /// worker reads the adapter from disk inside it (<c>LRUCacheWorkerLoRAManager.add_adapter</c>).
+    /// </summary>
+    public async Task RunBetweenStepsAsync(TimeSpan duration, CancellationToken cancellationToken)
+    {
+        await _engineCoreCalls.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var resumed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            lock (_lock)
+            {
+                _betweenSteps = true;
+                _stepsResumed = resumed.Task;
+            }
+            if (duration != TimeSpan.Zero)
+            {
+                await Task.Delay(duration, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _betweenSteps = false;
+                _stepsResumed = Task.CompletedTask;
+                TrySchedule();
+            }
+            resumed.TrySetResult();
+            _engineCoreCalls.Release();
+        }
+    }
+
     /// <summary>Takes the sequence out of the engine, whatever its state; its blocks stay cached for reuse.</summary>
     public void Release(Sequence seq)
     {
         lock (_lock)
         {
+            if (seq.Lora is not null && seq.State is SequenceState.Waiting or SequenceState.Running && _liveLoras.TryGetValue(seq.Lora, out var live))
+            {
+                _lorasChanged = true;
+                if (live.Sequences <= 1)
+                {
+                    _liveLoras.Remove(seq.Lora);
+                }
+                else
+                {
+                    _liveLoras[seq.Lora] = (live.Order, live.Sequences - 1);
+                }
+            }
             switch (seq.State)
             {
                 case SequenceState.Waiting:
@@ -291,11 +350,12 @@ public sealed class Scheduler
         }
         _running.Clear();
         _runningLoras.Clear();
+        _liveLoras.Clear();
     }
 
     private void TrySchedule()
     {
-        if (IsDead)
+        if (IsDead || _betweenSteps)
         {
             return;
         }
@@ -440,7 +500,7 @@ public sealed class Scheduler
         return ([.. _runningLoras.Keys.OrderBy(FirstSeen)], [.. waiting.OrderBy(FirstSeen)]);
     }
 
-    private int FirstSeen(string lora) => _loraFirstSeen.GetValueOrDefault(lora);
+    private long FirstSeen(string lora) => _liveLoras.TryGetValue(lora, out var live) ? live.Order : long.MaxValue;
 
     private void RegisterFullBlocks(Sequence seq)
     {

@@ -197,9 +197,17 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
         }
     }
 
-    /// <summary>Waits for simulated GPU time, longer when the batch is fuller; no wait at all for the instant profile.</summary>
+    /// <summary>
+    /// Waits for simulated GPU time, longer when the batch is fuller; no wait at all for the instant profile. A step does
+    /// not start while an engine-core call (an adapter load) holds the engine.
+    /// </summary>
     private Task ComputeAsync(double baseMs, Random? random, CancellationToken cancellationToken)
     {
+        var resumed = scheduler.StepsResumed;
+        if (!resumed.IsCompleted)
+        {
+            return ComputeAfterAsync(resumed, baseMs, random, cancellationToken);
+        }
         if (baseMs <= 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -211,5 +219,11 @@ public sealed class SequenceRunner(Scheduler scheduler, LatencyProfile latency, 
             ms *= Math.Max(0.1, 1 + latency.Jitter * (random.NextDouble() * 2 - 1));
         }
         return Task.Delay(TimeSpan.FromMilliseconds(ms), cancellationToken);
+    }
+
+    private async Task ComputeAfterAsync(Task resumed, double baseMs, Random? random, CancellationToken cancellationToken)
+    {
+        await resumed.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await ComputeAsync(baseMs, random, cancellationToken).ConfigureAwait(false);
     }
 }

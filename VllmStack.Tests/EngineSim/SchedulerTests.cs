@@ -97,6 +97,38 @@ public sealed class SchedulerTests : IDisposable
     }
 
     [Fact]
+    public async Task Adapters_are_listed_in_the_order_they_came_back_not_the_order_first_seen()
+    {
+        var scheduler = Create(blocks: 64, maxLoras: 1);
+        var early = Seq(4, "sql");
+        await scheduler.AdmitAsync(early, default);
+        scheduler.Release(early);
+
+        await scheduler.AdmitAsync(Seq(4, "chat"), default);
+        var code = scheduler.AdmitAsync(Seq(4, "code"), default);
+        var sql = scheduler.AdmitAsync(Seq(4, "sql"), default);
+        Assert.False(code.IsCompleted || sql.IsCompleted);
+        // vLLM drops an adapter from its per-adapter states once its requests are done: sql comes back after code.
+        Assert.Equal(["code", "sql"], scheduler.Snapshot().WaitingLoras);
+    }
+
+    [Fact]
+    public async Task An_engine_core_call_holds_admission_until_it_ends()
+    {
+        var scheduler = Create(blocks: 64);
+        using var release = new CancellationTokenSource();
+        var call = scheduler.RunBetweenStepsAsync(Timeout.InfiniteTimeSpan, release.Token);
+        Assert.False(scheduler.StepsResumed.IsCompleted);
+        var admission = scheduler.AdmitAsync(Seq(4), default);
+        Assert.False(admission.IsCompleted);
+
+        await release.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        await admission.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(scheduler.StepsResumed.IsCompleted);
+    }
+
+    [Fact]
     public async Task Cancelling_a_waiting_sequence_removes_it_from_the_queue()
     {
         var scheduler = Create(blocks: 64, maxNumSeqs: 1);

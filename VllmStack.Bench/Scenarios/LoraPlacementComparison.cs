@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using VllmStack.Bench.MultiRound;
+using VllmStack.ServiceDefaults.Metrics;
+
+namespace VllmStack.Bench.Scenarios;
+
+/// <summary>
+/// Many LoRA adapters on few engines, the router's two placements side by side: <c>--lora-placement demand</c> (the
+/// manager places adapters where demand is and routing prefers engines holding them) against <c>on-miss</c> (route as
+/// if every engine had every adapter, and load it where the request landed). Simulated engines run with
+/// <c>--enable-lora --max-loras N</c> and runtime LoRA updating, each adapter load taking <c>--lora-load-seconds</c>
+/// during which the engine runs no step (as vLLM's engine core). Requests name adapters drawn from a Zipf distribution
+/// (fixed seed: both placements of a run get the same sequence), sent open loop at a fixed rate. Per run and placement:
+/// throughput (successful requests per second), TTFT p50/p99 of the successful ones, adapter loads per minute (the
+/// router's <c>vllmstack:router_lora_adapter_loads_total</c>) and failed requests. Every run starts fresh engines (no
+/// adapter loaded) and a fresh router; medians over runs.
+/// </summary>
+public static class LoraPlacementComparison
+{
+    private const string Model = "bench-model";
+
+    public static readonly IReadOnlyList<string> Placements = ["demand", "on-miss"];
+
+    public sealed record Settings(
+        int Runs, TimeSpan Duration, double Rate, int Adapters, double ZipfExponent, int Engines, int MaxLoras, double LoadSeconds,
+        int AnswerTokens, int Seed, TimeSpan RequestTimeout, string OutputDirectory);
+
+    public sealed record Run(
+        string Placement, int Index, int Sent, int Succeeded, int Failed, double RequestsPerSecond, double TtftP50Ms, double TtftP99Ms,
+        double AdapterLoads, double LoadsPerMinute, double FailedLoads, double LoadWaits, double EngineRefusals, string Failures, string FirstError);
+
+    public sealed record Row(string Placement, double RequestsPerSecond, double TtftP50Ms, double TtftP99Ms, double LoadsPerMinute, double Failed, IReadOnlyList<Run> Runs);
+
+    public static async Task<IReadOnlyList<Row>> RunAsync(Settings settings, CancellationToken cancellationToken)
+    {
+        using var adapters = AdapterCatalogue.Create(settings.Adapters);
+        var zipf = new ZipfDistribution(settings.Adapters, settings.ZipfExponent);
+        Console.WriteLine($"{settings.Adapters} adapters (Zipf s={settings.ZipfExponent}: the top one gets {zipf.Share(0):P0}, the top {settings.Engines * settings.MaxLoras} "
+            + $"{Enumerable.Range(0, settings.Engines * settings.MaxLoras).Sum(zipf.Share):P0}), {settings.Engines} engines × --max-loras {settings.MaxLoras}, "
+            + $"{settings.Rate} req/s for {settings.Duration.TotalSeconds} s, load {settings.LoadSeconds} s");
+        var runs = new List<Run>();
+        for (var index = 1; index <= settings.Runs; index++)
+        {
+            var models = Enumerable.Range(0, (int)Math.Round(settings.Rate * settings.Duration.TotalSeconds))
+                .Select(i => AdapterCatalogue.Name(zipf.Sample(DeterministicRandom.For(settings.Seed, index, i)))).ToArray();
+            // Alternate which placement goes first, so that neither always meets the machine's later state.
+            foreach (var placement in index % 2 == 1 ? Placements : Placements.Reverse())
+            {
+                var run = await OneRunAsync(settings, adapters, placement, index, models, cancellationToken);
+                runs.Add(run);
+                Console.WriteLine($"run {index} {placement,-8} {run.Succeeded}/{run.Sent} ok, {run.RequestsPerSecond:F2} req/s, TTFT p50 {run.TtftP50Ms:F0} ms p99 {run.TtftP99Ms:F0} ms, "
+                    + $"{run.AdapterLoads:F0} loads ({run.LoadsPerMinute:F0}/min, {run.FailedLoads:F0} failed), {run.LoadWaits:F0} requests waited for a load"
+                    + (run.FirstError.Length > 0 ? $"; failed: {run.Failures} ({run.EngineRefusals:F0} refused by an engine); first: {run.FirstError}" : ""));
+            }
+        }
+        var rows = Placements.Select(p => Summarise(p, [.. runs.Where(r => r.Placement == p)])).ToList();
+        Console.WriteLine();
+        Console.WriteLine("placement  req/s  TTFT p50 ms  TTFT p99 ms  adapter loads/min  failed requests");
+        foreach (var row in rows)
+        {
+            Console.WriteLine($"{row.Placement,-9}  {row.RequestsPerSecond,5:F2}  {row.TtftP50Ms,11:F0}  {row.TtftP99Ms,11:F0}  {row.LoadsPerMinute,17:F0}  {row.Failed,15:F0}");
+        }
+        Directory.CreateDirectory(settings.OutputDirectory);
+        var file = Path.Combine(settings.OutputDirectory, $"lora-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}.json");
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(new { scenario = "lora", settings, rows },
+            new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals }), cancellationToken);
+        Console.WriteLine($"written: {file}");
+        return rows;
+    }
+
+    private static Row Summarise(string placement, IReadOnlyList<Run> runs)
+    {
+        double Median(Func<Run, double> value) =>
+            runs.Select(value).Where(v => !double.IsNaN(v)).Order().ToList() is { Count: > 0 } sorted ? Distribution.Percentile(sorted, 50) : double.NaN;
+        return new Row(placement, Median(r => r.RequestsPerSecond), Median(r => r.TtftP50Ms), Median(r => r.TtftP99Ms), Median(r => r.LoadsPerMinute), Median(r => r.Failed), runs);
+    }
+
+    private static async Task<Run> OneRunAsync(Settings settings, AdapterCatalogue adapters, string placement, int index, string[] models, CancellationToken cancellationToken)
+    {
+        var started = new List<ProgramProcess>();
+        try
+        {
+            string[] engineArgs = [Model, "--host", "127.0.0.1", "--port", "0", "--latency-preset", "h100-8b", "--seed", "7",
+                "--enable-lora", "--max-loras", settings.MaxLoras.ToString(CultureInfo.InvariantCulture),
+                "--lora-load-seconds", settings.LoadSeconds.ToString(CultureInfo.InvariantCulture)];
+            var runtimeLora = new Dictionary<string, string> { ["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True" };
+            var engines = await Task.WhenAll(Enumerable.Range(0, settings.Engines).Select(_ => ProgramProcess.StartEngineSimAsync(engineArgs, cancellationToken, runtimeLora)));
+            started.AddRange(engines);
+            var router = await ProgramProcess.StartRouterAsync(["--host", "127.0.0.1", "--port", "0",
+                "--static-backends", string.Join(',', engines.Select(e => e.Url)), "--static-models", string.Join(',', engines.Select(_ => Model)),
+                "--engine-stats-interval", "0.5", "--lora-adapters-file", adapters.File, "--lora-placement", placement], cancellationToken);
+            started.Add(router);
+            await RouterEngines.WaitRoutableAsync(router.Url, settings.Engines, cancellationToken);
+
+            using var client = new OpenAiChatClient(new ChatEndpoint(router.Url, Model, null, "x-user-id", settings.AnswerTokens, settings.RequestTimeout));
+            var answers = await OpenLoopLoad.SendAsync(client, settings.Rate, models.Length, i => new ChatTurn($"user-{i % 64}", 0,
+                [new ChatMessage(ChatMessage.User, $"Run {index}, request {i.ToString(CultureInfo.InvariantCulture)}: summarise the ticket for {models[i]}.")], models[i]),
+                cancellationToken);
+            var span = OpenLoopLoad.SpanSeconds(answers, settings.Duration);
+            var ok = answers.Where(a => a.Record.Succeeded).ToList();
+            var ttfts = ok.Select(a => a.Record.TtftMs ?? a.Record.E2eMs).Order().ToList();
+
+            using var http = new HttpClient { BaseAddress = router.Url, Timeout = TimeSpan.FromSeconds(10) };
+            var metrics = PrometheusTextParser.Parse(await http.GetStringAsync("metrics", cancellationToken));
+            var loads = metrics.Sum("vllmstack:router_lora_adapter_loads_total");
+            // Chats the engines themselves refused (4xx, e.g. an adapter no longer loaded there): the router's view was stale.
+            double engineRefusals = 0;
+            foreach (var engine in engines)
+            {
+                using var engineHttp = new HttpClient { BaseAddress = engine.Url, Timeout = TimeSpan.FromSeconds(10) };
+                engineRefusals += PrometheusTextParser.Parse(await engineHttp.GetStringAsync("metrics", cancellationToken))
+                    .Sum("http_requests_total", ("handler", "/v1/chat/completions"), ("status", "4xx"));
+            }
+            var firstError = answers.FirstOrDefault(a => !a.Record.Succeeded)?.Record is { } failed
+                ? $"{failed.ErrorKind} {failed.HttpStatus} {failed.Error}" : "";
+            var failures = string.Join(", ", answers.Where(a => !a.Record.Succeeded).GroupBy(a => (a.Record.ErrorKind, a.Record.HttpStatus))
+                .OrderByDescending(g => g.Count()).Select(g => $"{g.Key.ErrorKind}{(g.Key.HttpStatus is { } status ? " " + status : "")} ×{g.Count()}"));
+            return new Run(placement, index, answers.Count, ok.Count, answers.Count - ok.Count, ok.Count / span,
+                ttfts.Count == 0 ? double.NaN : Distribution.Percentile(ttfts, 50), ttfts.Count == 0 ? double.NaN : Distribution.Percentile(ttfts, 99),
+                loads, loads / span * 60, metrics.Sum("vllmstack:router_lora_adapter_loads_total", ("outcome", "failed")),
+                metrics.Sum("vllmstack:router_lora_load_waits_total"), engineRefusals, failures, firstError.Length > 300 ? firstError[..300] : firstError);
+        }
+        finally
+        {
+            foreach (var process in started)
+            {
+                await process.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// PEFT adapters on disk as vLLM reads them (<c>adapter_config.json</c> and a weights file, empty: the simulator does
+    /// not read weights), and the router's catalogue of them (<c>{"adapters":[{"name","base_model","source"}]}</c>), in a
+    /// temporary folder deleted on dispose.
+    /// </summary>
+    private sealed class AdapterCatalogue : IDisposable
+    {
+        private AdapterCatalogue(string root) => Root = root;
+
+        public string Root { get; }
+
+        public string File => Path.Combine(Root, "adapters.json");
+
+        public static string Name(int k) => $"adapter-{k:00}";
+
+        public static AdapterCatalogue Create(int count)
+        {
+            var catalogue = new AdapterCatalogue(Directory.CreateTempSubdirectory("vllmstack-bench-lora-").FullName);
+            var entries = new JsonArray();
+            for (var k = 0; k < count; k++)
+            {
+                var directory = Directory.CreateDirectory(Path.Combine(catalogue.Root, Name(k))).FullName;
+                System.IO.File.WriteAllText(Path.Combine(directory, "adapter_config.json"),
+                    """{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"], "bias": "none"}""");
+                System.IO.File.WriteAllBytes(Path.Combine(directory, "adapter_model.safetensors"), []);
+                entries.Add(new JsonObject { ["name"] = Name(k), ["base_model"] = Model, ["source"] = directory });
+            }
+            System.IO.File.WriteAllText(catalogue.File, new JsonObject { ["adapters"] = entries }.ToJsonString());
+            return catalogue;
+        }
+
+        public void Dispose()
+        {
+            try
+            {
+                Directory.Delete(Root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Left in the temp folder; nothing depends on it.
+            }
+        }
+    }
+}
