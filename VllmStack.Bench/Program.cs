@@ -132,7 +132,8 @@ overload.SetAction(async (result, cancellationToken) =>
 });
 
 var loraRuns = new Option<int>("--runs") { DefaultValueFactory = _ => 3, Description = "Runs per placement; medians are reported." };
-var loraDuration = new Option<int>("--duration") { DefaultValueFactory = _ => 20, Description = "Seconds of offered load per run." };
+var loraDuration = new Option<int>("--duration") { DefaultValueFactory = _ => 30, Description = "Seconds of measured offered load per run." };
+var loraWarmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 20, Description = "Seconds of the same load before the measured part (not counted): from cold engines to a steady state." };
 var loraRate = new Option<double>("--rate") { DefaultValueFactory = _ => 8, Description = "Requests per second, sent open loop." };
 var loraAdapters = new Option<int>("--adapters") { DefaultValueFactory = _ => 50, Description = "Adapters in the router's catalogue." };
 var loraZipf = new Option<double>("--zipf") { DefaultValueFactory = _ => 1.0, Description = "Zipf exponent of the adapters' popularity." };
@@ -143,12 +144,12 @@ var loraSeed = new Option<int>("--seed") { DefaultValueFactory = _ => 17, Descri
 var loraOutput = new Option<string>("--output") { DefaultValueFactory = _ => "bench-results", Description = "Folder for the JSON results." };
 var lora = new Command("lora", "Many LoRA adapters (Zipf requests) on four simulated engines through the router: --lora-placement demand against on-miss; throughput, TTFT p50/p99, adapter loads per minute, failed requests.")
 {
-    loraRuns, loraDuration, loraRate, loraAdapters, loraZipf, loraMaxLoras, loraLoadSeconds, loraMaxTokens, loraSeed, loraOutput,
+    loraRuns, loraDuration, loraWarmup, loraRate, loraAdapters, loraZipf, loraMaxLoras, loraLoadSeconds, loraMaxTokens, loraSeed, loraOutput,
 };
 lora.SetAction(async (result, cancellationToken) =>
 {
     var rows = await LoraPlacementComparison.RunAsync(new LoraPlacementComparison.Settings(result.GetValue(loraRuns), TimeSpan.FromSeconds(result.GetValue(loraDuration)),
-        result.GetValue(loraRate), result.GetValue(loraAdapters), result.GetValue(loraZipf), 4, result.GetValue(loraMaxLoras), result.GetValue(loraLoadSeconds),
+        TimeSpan.FromSeconds(result.GetValue(loraWarmup)), result.GetValue(loraRate), result.GetValue(loraAdapters), result.GetValue(loraZipf), 4, result.GetValue(loraMaxLoras), result.GetValue(loraLoadSeconds),
         result.GetValue(loraMaxTokens), result.GetValue(loraSeed), TimeSpan.FromSeconds(60), result.GetValue(loraOutput)!), cancellationToken);
     return rows.All(r => r.Runs.All(run => run.Failed <= run.Sent * 0.05)) ? 0 : 1;
 });

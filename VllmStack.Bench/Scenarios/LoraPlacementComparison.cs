@@ -24,7 +24,7 @@ public static class LoraPlacementComparison
     public static readonly IReadOnlyList<string> Placements = ["demand", "on-miss"];
 
     public sealed record Settings(
-        int Runs, TimeSpan Duration, double Rate, int Adapters, double ZipfExponent, int Engines, int MaxLoras, double LoadSeconds,
+        int Runs, TimeSpan Duration, TimeSpan Warmup, double Rate, int Adapters, double ZipfExponent, int Engines, int MaxLoras, double LoadSeconds,
         int AnswerTokens, int Seed, TimeSpan RequestTimeout, string OutputDirectory);
 
     public sealed record Run(
@@ -39,16 +39,19 @@ public static class LoraPlacementComparison
         var zipf = new ZipfDistribution(settings.Adapters, settings.ZipfExponent);
         Console.WriteLine($"{settings.Adapters} adapters (Zipf s={settings.ZipfExponent}: the top one gets {zipf.Share(0):P0}, the top {settings.Engines * settings.MaxLoras} "
             + $"{Enumerable.Range(0, settings.Engines * settings.MaxLoras).Sum(zipf.Share):P0}), {settings.Engines} engines × --max-loras {settings.MaxLoras}, "
-            + $"{settings.Rate} req/s for {settings.Duration.TotalSeconds} s, load {settings.LoadSeconds} s");
+            + $"{settings.Rate} req/s for {settings.Warmup.TotalSeconds} s of warm-up and {settings.Duration.TotalSeconds} s measured, load {settings.LoadSeconds} s");
         var runs = new List<Run>();
         for (var index = 1; index <= settings.Runs; index++)
         {
-            var models = Enumerable.Range(0, (int)Math.Round(settings.Rate * settings.Duration.TotalSeconds))
+            // The warm-up's requests come first in the sequence, the measured ones after them.
+            var warmupCount = (int)Math.Round(settings.Rate * settings.Warmup.TotalSeconds);
+            var all = Enumerable.Range(0, warmupCount + (int)Math.Round(settings.Rate * settings.Duration.TotalSeconds))
                 .Select(i => AdapterCatalogue.Name(zipf.Sample(DeterministicRandom.For(settings.Seed, index, i)))).ToArray();
+            var (warmup, models) = (all[..warmupCount], all[warmupCount..]);
             // Alternate which placement goes first, so that neither always meets the machine's later state.
             foreach (var placement in index % 2 == 1 ? Placements : Placements.Reverse())
             {
-                var run = await OneRunAsync(settings, adapters, placement, index, models, cancellationToken);
+                var run = await OneRunAsync(settings, adapters, placement, index, warmup, models, cancellationToken);
                 runs.Add(run);
                 Console.WriteLine($"run {index} {placement,-8} {run.Succeeded}/{run.Sent} ok, {run.RequestsPerSecond:F2} req/s, TTFT p50 {run.TtftP50Ms:F0} ms p99 {run.TtftP99Ms:F0} ms, "
                     + $"{run.AdapterLoads:F0} loads ({run.LoadsPerMinute:F0}/min, {run.FailedLoads:F0} failed), {run.LoadWaits:F0} requests waited for a load"
@@ -77,7 +80,8 @@ public static class LoraPlacementComparison
         return new Row(placement, Median(r => r.RequestsPerSecond), Median(r => r.TtftP50Ms), Median(r => r.TtftP99Ms), Median(r => r.LoadsPerMinute), Median(r => r.Failed), runs);
     }
 
-    private static async Task<Run> OneRunAsync(Settings settings, AdapterCatalogue adapters, string placement, int index, string[] models, CancellationToken cancellationToken)
+    private static async Task<Run> OneRunAsync(Settings settings, AdapterCatalogue adapters, string placement, int index, string[] warmup, string[] models,
+        CancellationToken cancellationToken)
     {
         var started = new List<ProgramProcess>();
         try
@@ -90,37 +94,33 @@ public static class LoraPlacementComparison
             started.AddRange(engines);
             var router = await ProgramProcess.StartRouterAsync(["--host", "127.0.0.1", "--port", "0",
                 "--static-backends", string.Join(',', engines.Select(e => e.Url)), "--static-models", string.Join(',', engines.Select(_ => Model)),
-                "--engine-stats-interval", "0.5", "--lora-adapters-file", adapters.File, "--lora-placement", placement], cancellationToken);
+                "--engine-stats-interval", "0.5", "--lora-adapters-file", adapters.File, "--lora-placement", placement,
+                // The engines' slots, which they report only once they have stepped (as vLLM).
+                "--max-loras", settings.MaxLoras.ToString(CultureInfo.InvariantCulture)], cancellationToken);
             started.Add(router);
             await RouterEngines.WaitRoutableAsync(router.Url, settings.Engines, cancellationToken);
 
             using var client = new OpenAiChatClient(new ChatEndpoint(router.Url, Model, null, "x-user-id", settings.AnswerTokens, settings.RequestTimeout));
-            var answers = await OpenLoopLoad.SendAsync(client, settings.Rate, models.Length, i => new ChatTurn($"user-{i % 64}", 0,
-                [new ChatMessage(ChatMessage.User, $"Run {index}, request {i.ToString(CultureInfo.InvariantCulture)}: summarise the ticket for {models[i]}.")], models[i]),
-                cancellationToken);
+            ChatTurn Turn(string[] sequence, string phase, int i) => new($"user-{i % 64}", 0,
+                [new ChatMessage(ChatMessage.User, $"Run {index} {phase}, request {i.ToString(CultureInfo.InvariantCulture)}: summarise the ticket for {sequence[i]}.")], sequence[i]);
+            await OpenLoopLoad.SendAsync(client, settings.Rate, warmup.Length, i => Turn(warmup, "warm-up", i), cancellationToken);
+            using var http = new HttpClient { BaseAddress = router.Url, Timeout = TimeSpan.FromSeconds(10) };
+            var before = await CountersAsync(http, engines, cancellationToken);
+            var answers = await OpenLoopLoad.SendAsync(client, settings.Rate, models.Length, i => Turn(models, "measured", i), cancellationToken);
             var span = OpenLoopLoad.SpanSeconds(answers, settings.Duration);
             var ok = answers.Where(a => a.Record.Succeeded).ToList();
             var ttfts = ok.Select(a => a.Record.TtftMs ?? a.Record.E2eMs).Order().ToList();
 
-            using var http = new HttpClient { BaseAddress = router.Url, Timeout = TimeSpan.FromSeconds(10) };
-            var metrics = PrometheusTextParser.Parse(await http.GetStringAsync("metrics", cancellationToken));
-            var loads = metrics.Sum("vllmstack:router_lora_adapter_loads_total");
-            // Chats the engines themselves refused (4xx, e.g. an adapter no longer loaded there): the router's view was stale.
-            double engineRefusals = 0;
-            foreach (var engine in engines)
-            {
-                using var engineHttp = new HttpClient { BaseAddress = engine.Url, Timeout = TimeSpan.FromSeconds(10) };
-                engineRefusals += PrometheusTextParser.Parse(await engineHttp.GetStringAsync("metrics", cancellationToken))
-                    .Sum("http_requests_total", ("handler", "/v1/chat/completions"), ("status", "4xx"));
-            }
+            var after = await CountersAsync(http, engines, cancellationToken);
+            var (loads, failedLoads, loadWaits, engineRefusals) =
+                (after.Loads - before.Loads, after.FailedLoads - before.FailedLoads, after.LoadWaits - before.LoadWaits, after.EngineRefusals - before.EngineRefusals);
             var firstError = answers.FirstOrDefault(a => !a.Record.Succeeded)?.Record is { } failed
                 ? $"{failed.ErrorKind} {failed.HttpStatus} {failed.Error}" : "";
             var failures = string.Join(", ", answers.Where(a => !a.Record.Succeeded).GroupBy(a => (a.Record.ErrorKind, a.Record.HttpStatus))
                 .OrderByDescending(g => g.Count()).Select(g => $"{g.Key.ErrorKind}{(g.Key.HttpStatus is { } status ? " " + status : "")} ×{g.Count()}"));
             return new Run(placement, index, answers.Count, ok.Count, answers.Count - ok.Count, ok.Count / span,
                 ttfts.Count == 0 ? double.NaN : Distribution.Percentile(ttfts, 50), ttfts.Count == 0 ? double.NaN : Distribution.Percentile(ttfts, 99),
-                loads, loads / span * 60, metrics.Sum("vllmstack:router_lora_adapter_loads_total", ("outcome", "failed")),
-                metrics.Sum("vllmstack:router_lora_load_waits_total"), engineRefusals, failures, firstError.Length > 300 ? firstError[..300] : firstError);
+                loads, loads / span * 60, failedLoads, loadWaits, engineRefusals, failures, firstError.Length > 300 ? firstError[..300] : firstError);
         }
         finally
         {
@@ -129,6 +129,25 @@ public static class LoraPlacementComparison
                 await process.DisposeAsync();
             }
         }
+    }
+
+    /// <summary>
+    /// The router's adapter loads (every reason and outcome; failed ones apart) and requests that waited for a load, and the
+    /// chats the engines themselves refused (4xx, e.g. an adapter no longer loaded there: the router's view was stale).
+    /// </summary>
+    private static async Task<(double Loads, double FailedLoads, double LoadWaits, double EngineRefusals)> CountersAsync(HttpClient router,
+        IReadOnlyList<ProgramProcess> engines, CancellationToken cancellationToken)
+    {
+        var metrics = PrometheusTextParser.Parse(await router.GetStringAsync("metrics", cancellationToken));
+        double engineRefusals = 0;
+        foreach (var engine in engines)
+        {
+            using var engineHttp = new HttpClient { BaseAddress = engine.Url, Timeout = TimeSpan.FromSeconds(10) };
+            engineRefusals += PrometheusTextParser.Parse(await engineHttp.GetStringAsync("metrics", cancellationToken))
+                .Sum("http_requests_total", ("handler", "/v1/chat/completions"), ("status", "4xx"));
+        }
+        return (metrics.Sum("vllmstack:router_lora_adapter_loads_total"), metrics.Sum("vllmstack:router_lora_adapter_loads_total", ("outcome", "failed")),
+            metrics.Sum("vllmstack:router_lora_load_waits_total"), engineRefusals);
     }
 
     /// <summary>
