@@ -399,8 +399,9 @@ public sealed partial class LoraAdapterManager : BackgroundService
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             var now = DateTimeOffset.UtcNow;
-            // A placement younger than two model refreshes may not show in /v1/models yet.
-            var settled = TimeSpan.FromSeconds(2 * _routerOptions.ModelRefreshInterval + _routerOptions.ControlTimeout);
+            // A placement younger than a model refresh (and its call) may not show in /v1/models yet; refreshes that started
+            // before it are discarded (Engine.TrySetModels).
+            var settled = TimeSpan.FromSeconds(_routerOptions.ModelRefreshInterval + _routerOptions.ControlTimeout);
             foreach (var engine in _registry.Engines)
             {
                 if (!engine.IsRoutable(now) || !_engines.TryGetValue(engine.Url, out var state))
@@ -421,7 +422,11 @@ public sealed partial class LoraAdapterManager : BackgroundService
                         continue;
                     }
                     lost = [.. placed.Select(a => _catalog.TryGet(a, out var adapter) ? adapter : null).OfType<LoraAdapter>()];
-                    state.Placed.Clear();
+                    // Placements too young to judge stay (a later round restores them if they are gone too).
+                    foreach (var gone in placed)
+                    {
+                        state.Placed.Remove(gone);
+                    }
                 }
                 if (lost.Count > 0)
                 {

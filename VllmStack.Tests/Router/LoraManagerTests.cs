@@ -269,6 +269,36 @@ public sealed class LoraManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task An_engine_that_restarts_just_after_a_load_gets_that_adapter_back_too()
+    {
+        var (engines, router) = await StartAsync(1, Catalogue(2));
+        EngineSimProcess? restarted = null;
+        try
+        {
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            await Task.Delay(TimeSpan.FromSeconds(4)); // lora-0's placement is settled (0.5 s refresh + 2 s control timeout)…
+            Assert.Equal(200, await CompleteAsync(router, "lora-1")); // …lora-1's is not when the engine goes
+            var port = engines[0].BaseUrl.Port;
+            engines[0].Kill();
+            await engines[0].DisposeAsync();
+            restarted = await EngineSimProcess.StartAsync(["--latency-preset", "fast", "--enable-lora", "--max-loras", "2"], RuntimeLora, port: port);
+            await WaitUntilAsync(async () =>
+            {
+                var models = await restarted.Http.GetStringAsync("v1/models");
+                return models.Contains("\"lora-0\"") && models.Contains("\"lora-1\"");
+            }, TimeSpan.FromSeconds(30), "both adapters loaded again onto the restarted engine", router);
+        }
+        finally
+        {
+            await router.DisposeAsync();
+            if (restarted is not null)
+            {
+                await restarted.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_request_that_reaches_an_engine_which_lost_its_adapter_gets_it_loaded_again_instead_of_a_404()
     {
         // Slow refreshes and reconciliation: the router still believes the restarted engine holds the adapter.
