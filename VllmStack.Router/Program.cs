@@ -7,6 +7,7 @@ using VllmStack.Router.Discovery;
 using VllmStack.Router.Engines;
 using VllmStack.Router.Forwarding;
 using VllmStack.Router.Health;
+using VllmStack.Router.Lora;
 using VllmStack.Router.Routing;
 using VllmStack.Router.Stats;
 using VllmStack.ServiceDefaults;
@@ -136,6 +137,16 @@ services.AddSingleton<OutlierDetector>();
 services.AddSingleton<RouterMetrics>();
 services.AddSingleton<ModelDemand>();
 services.AddSingleton<AdmissionGate>();
+services.AddSingleton<ILoraCatalogStore>(sp => options.Lora switch
+{
+    { AdaptersConfigMap: { Length: > 0 } configMap } => new LoraCatalogConfigMapStore(configMap, options.Kubernetes, sp.GetRequiredService<ILogger<LoraCatalogConfigMapStore>>()),
+    { AdaptersFile: { Length: > 0 } file } => new LoraCatalogFileStore(file),
+    _ => new LoraCatalogMemoryStore(),
+});
+services.AddSingleton(sp => new LoraCatalog(options.Lora, sp.GetRequiredService<ILoraCatalogStore>(), sp.GetRequiredService<ILogger<LoraCatalog>>()));
+services.AddHostedService(sp => sp.GetRequiredService<LoraCatalog>());
+services.AddSingleton<LoraAdapterManager>();
+services.AddHostedService(sp => sp.GetRequiredService<LoraAdapterManager>());
 services.AddSingleton<ProxyEndpoint>();
 services.AddHealthChecks().AddCheck<EnginesHealthCheck>("engines");
 
@@ -157,6 +168,14 @@ if (dynamicSource is not null)
 }
 app.Services.GetRequiredService<RouterMetrics>();
 app.Services.GetRequiredService<AdmissionGate>();
+try
+{
+    app.Services.GetRequiredService<LoraCatalog>();
+}
+catch (FormatException e)
+{
+    return await ServiceStartup.ReportProblemsAsync([$"--lora-adapters-file {options.Lora.AdaptersFile}: {e.Message}"]);
+}
 
 app.UseMiddleware<UnhandledErrorMiddleware>();
 // Answers ASP.NET itself gives without a body (405 for a wrong method, 415, 400 from model binding) get an OpenAI-style one.
@@ -166,6 +185,7 @@ app.UseMiddleware<ClientApiKeyMiddleware>();
 app.MapDefaultEndpoints();
 ProxyEndpoint.Map(app);
 RouterEndpoints.Map(app);
+LoraAdminEndpoints.Map(app);
 // No fallback route: unknown paths (404) and wrong methods (405, with Allow) are answered by the status code pages above.
 
 var address = await app.StartAndAnnounceAsync("Router");

@@ -5,6 +5,7 @@ using VllmStack.Router.Engines;
 using VllmStack.Router.Forwarding;
 using VllmStack.Router.Forwarding.Migration;
 using VllmStack.Router.Health;
+using VllmStack.Router.Lora;
 using VllmStack.Router.Routing;
 using VllmStack.Router.Stats;
 
@@ -18,7 +19,7 @@ namespace VllmStack.Router.Api;
 /// </summary>
 public sealed class ProxyEndpoint(
     EngineRegistry registry, RoutingPolicyHolder policies, EngineForwarder forwarder, OutlierDetector outliers,
-    RouterOptions options, RouterMetrics metrics, ModelDemand demand, AdmissionGate admission)
+    RouterOptions options, RouterMetrics metrics, ModelDemand demand, AdmissionGate admission, LoraCatalog loraCatalog, LoraAdapterManager loras)
 {
     public static void Map(IEndpointRouteBuilder app)
     {
@@ -61,13 +62,16 @@ public sealed class ProxyEndpoint(
             await Reject(context, 400, "bad_request", "'model' is required: this router serves several models.", "model");
             return;
         }
-        var serving = registry.Engines.Where(e => e.Serves(model)).ToList();
+        // An adapter of the catalogue runs on its base model's engines, wherever the manager loads it (Lora/).
+        var adapter = loraCatalog.TryGet(model, out var known) ? known : null;
+        var baseModel = adapter?.BaseModel ?? model;
+        var serving = registry.Engines.Where(e => e.Serves(baseModel) && (adapter is not null || e.Serves(model))).ToList();
         if (serving.Count == 0)
         {
-            await RejectUnservedAsync(context, model);
+            await RejectUnservedAsync(context, baseModel);
             return;
         }
-        demand.Served(model);
+        demand.Served(baseModel);
         if (context.Request.Headers.TryGetValue(options.Admission.PriorityHeader, out var priority)
             && !int.TryParse(priority.ToString(), System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _))
         {
@@ -75,7 +79,7 @@ public sealed class ProxyEndpoint(
             return;
         }
         // Admission control (Admission/): wait for room on the model's engines, or 429.
-        var (lease, rejection) = await admission.AdmitAsync(model, context, request, aborted);
+        var (lease, rejection) = await admission.AdmitAsync(baseModel, context, request, aborted);
         if (rejection is not null)
         {
             metrics.Rejected(rejection.Reason);
@@ -89,6 +93,29 @@ public sealed class ProxyEndpoint(
         using var admitted = lease;
         var session = context.Request.Headers.TryGetValue(options.SessionKey, out var header) && header.ToString() is { Length: > 0 } key ? key : inspected.SessionKey;
         var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, request.JsonBody);
+        if (adapter is not null)
+        {
+            var routable = outliers.Candidates(serving, new HashSet<int>(), DateTimeOffset.UtcNow, out _);
+            if (routable.Count == 0)
+            {
+                demand.RecordUnserved(baseModel);
+                await Reject(context, 503, "no_healthy_engine", $"No healthy engine serves `{baseModel}`, the base model of `{model}`, right now.",
+                    retryAfter: TimeSpan.FromSeconds(options.HealthProbeInterval));
+                return;
+            }
+            var placement = await loras.PrepareAsync(adapter, routable, candidates => policies.Current.ChooseAsync(routing, candidates, aborted), aborted);
+            if (aborted.IsCancellationRequested)
+            {
+                return;
+            }
+            if (placement.Error is { } loadError)
+            {
+                // The adapter's problem (or its load's): the engines are not blamed.
+                await Reject(context, 503, loadError.Code, loadError.Message, "model", loadError.RetryAfter, code: loadError.Code);
+                return;
+            }
+            serving = [.. placement.Engines];
+        }
         var tried = new HashSet<int>();
         string? lastError = null;
         // Streaming chat/completions may be continued at another engine if theirs fails mid-stream (Router:Migration).
@@ -125,6 +152,10 @@ public sealed class ProxyEndpoint(
             var engine = await policies.Current.ChooseAsync(routing, candidates, aborted);
             tried.Add(engine.Id);
             engine.BeginRequest();
+            if (adapter is not null)
+            {
+                loras.Started(engine, adapter.Name);
+            }
             var engineFailed = false;
             try
             {
@@ -235,6 +266,10 @@ public sealed class ProxyEndpoint(
                 {
                     engine.EndRequest();
                 }
+                if (adapter is not null)
+                {
+                    loras.Finished(engine, adapter.Name);
+                }
             }
         }
         await Reject(context, 502, "engines_unreachable", request.CanResend
@@ -272,10 +307,10 @@ public sealed class ProxyEndpoint(
         }
     }
 
-    private async Task Reject(HttpContext context, int status, string reason, string message, string? param = null, TimeSpan? retryAfter = null)
+    private async Task Reject(HttpContext context, int status, string reason, string message, string? param = null, TimeSpan? retryAfter = null, string? code = null)
     {
         metrics.Rejected(reason);
-        await ErrorResponses.WriteAsync(context, status, message, param, retryAfter);
+        await ErrorResponses.WriteAsync(context, status, message, param, retryAfter, code: code);
     }
 
     /// <summary>When every engine serves the same single base model, a request may leave out <c>model</c>, as with vLLM.</summary>

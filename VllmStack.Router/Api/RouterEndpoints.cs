@@ -17,7 +17,7 @@ public static class RouterEndpoints
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapGet("/v1/models", (HttpContext context, EngineRegistry registry) => WriteAsync(context, w => WriteModels(w, registry)));
+        app.MapGet("/v1/models", (HttpContext context, EngineRegistry registry, Lora.LoraCatalog catalog) => WriteAsync(context, w => WriteModels(w, registry, catalog)));
         app.MapGet("/engines", (HttpContext context, EngineRegistry registry, RoutingPolicyHolder policies, ModelDemand demand, Admission.AdmissionGate admission) =>
             WriteAsync(context, w => WriteEngines(w, registry, policies, demand, admission)));
         app.MapGet("/version", (HttpContext context) => WriteAsync(context, w =>
@@ -29,14 +29,26 @@ public static class RouterEndpoints
         }));
     }
 
-    /// <summary>Every model any engine serves, once, base models and adapters alike.</summary>
-    private static void WriteModels(Utf8JsonWriter w, EngineRegistry registry)
+    /// <summary>
+    /// Every model any engine serves, once, base models and adapters alike, and the catalogue's adapters of those base
+    /// models that no engine holds right now (the first request loads them), with their base model as <c>parent</c>, as vLLM lists adapters.
+    /// </summary>
+    private static void WriteModels(Utf8JsonWriter w, EngineRegistry registry, Lora.LoraCatalog catalog)
     {
         w.WriteStartObject();
         w.WriteString("object", "list");
         w.WriteStartArray("data");
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var model in registry.Engines.SelectMany(e => e.ModelInfos))
+        var served = registry.Engines.SelectMany(e => e.ModelInfos).ToList();
+        var baseModels = new Dictionary<string, ModelInfo>(StringComparer.Ordinal);
+        foreach (var model in served.Where(m => m.Parent is null))
+        {
+            baseModels.TryAdd(model.Id, model);
+        }
+        var created = baseModels.Values.Select(m => m.Created).DefaultIfEmpty(0).Max();
+        var catalogued = catalog.Adapters.Values.Where(a => baseModels.ContainsKey(a.BaseModel)).OrderBy(a => a.Name, StringComparer.Ordinal)
+            .Select(a => new ModelInfo(a.Name, a.Source, a.BaseModel, null, created));
+        foreach (var model in served.Concat(catalogued))
         {
             if (!seen.Add(model.Id))
             {

@@ -36,6 +36,13 @@ public static class RouterCommandLine
         ["--max-queue-wait"] = "Router:Admission:MaxQueueWait",
         ["--client-max-concurrency"] = "Router:Admission:ClientMaxConcurrency",
         ["--client-tokens-per-minute"] = "Router:Admission:ClientTokensPerMinute",
+        // LoRA adapters (Lora/LoraOptions.cs).
+        ["--lora-adapters-file"] = "Router:Lora:AdaptersFile",
+        ["--lora-adapters-configmap"] = "Router:Lora:AdaptersConfigMap",
+        ["--lora-placement"] = "Router:Lora:Placement",
+        ["--max-loras"] = "Router:Lora:MaxLoras",
+        ["--lora-load-timeout"] = "Router:Lora:LoadTimeout",
+        ["--admin-api-key"] = "Router:Lora:AdminApiKey",
     };
 
     public const string Usage = """
@@ -67,6 +74,12 @@ public static class RouterCommandLine
           --max-queue-wait SEC           longest wait in the queue before 429 (default 30)
           --client-max-concurrency N     requests in progress per client before 429 (default 0: no limit)
           --client-tokens-per-minute N   estimated tokens per client per minute before 429 (default 0: no limit)
+          --lora-adapters-file FILE      LoRA adapter catalogue {"adapters":[{"name","base_model","source"}]}, re-read on change
+          --lora-adapters-configmap NAME Kubernetes: the ConfigMap (key adapters.json) the admin API writes
+          --lora-placement demand|on-miss  adapters where the demand is (default), or loaded wherever a request lands
+          --max-loras N                  adapter slots per engine that does not report vllm:lora_requests_info (default 1)
+          --lora-load-timeout SEC        longest wait of a request for its adapter to load, then 503 (default 60)
+          --admin-api-key KEY            key for /admin/* (default: the client keys guard it)
         """;
 
     /// <summary>Flags the Production Stack router takes without a value; configuration needs one.</summary>

@@ -82,6 +82,9 @@ public sealed class RouterOptions
 
     public Admission.AdmissionOptions Admission { get; set; } = new();
 
+    /// <summary>LoRA adapter catalogue and manager (issue 17): <c>Router:Lora</c>.</summary>
+    public Lora.LoraOptions Lora { get; set; } = new();
+
     public IReadOnlyList<Uri> StaticBackendUrls() => SplitList(StaticBackends).Select(ParseUrl).ToList();
 
     public IReadOnlyList<string> StaticModelNames() => SplitList(StaticModels);
@@ -143,7 +146,7 @@ public sealed class RouterOptions
         {
             yield return "MaxRequestBodyBytes and MaxUploadBodyBytes must be at least 1024";
         }
-        foreach (var problem in Forwarding.Validate().Concat(OutlierDetection.Validate()).Concat(Migration.Validate()).Concat(Admission.Validate()))
+        foreach (var problem in Forwarding.Validate().Concat(OutlierDetection.Validate()).Concat(Migration.Validate()).Concat(Admission.Validate()).Concat(Lora.Validate()))
         {
             yield return problem;
         }

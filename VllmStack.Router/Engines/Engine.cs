@@ -6,6 +6,9 @@ public sealed record ModelInfo(string Id, string? Root = null, string? Parent = 
 /// <summary>What the engine itself last reported on its <c>/metrics</c>.</summary>
 public sealed record EngineLoad(double Running, double Waiting, double KvCacheUsage, double PrefixCacheHitRate, int RouterInFlightAtScrape, DateTimeOffset ScrapedAt)
 {
+    /// <summary>LoRA adapter slots: vLLM's <c>--max-loras</c>, the <c>max_lora</c> label of <c>vllm:lora_requests_info</c>; null when not reported.</summary>
+    public int? MaxLoras { get; init; }
+
     public static readonly EngineLoad Unknown = new(0, 0, 0, 0, 0, DateTimeOffset.MinValue);
 }
 
@@ -17,6 +20,7 @@ public sealed class Engine
 {
     private IReadOnlySet<string> _models = new HashSet<string>(StringComparer.Ordinal);
     private IReadOnlyList<ModelInfo> _modelInfos = [];
+    private readonly Lock _modelsLock = new();
     private EngineLoad _load = EngineLoad.Unknown;
     private int _inFlight;
     private int _consecutiveGatewayFailures;
@@ -88,9 +92,37 @@ public sealed class Engine
 
     public void SetModels(IEnumerable<string> models) => SetModels(models.Select(m => new ModelInfo(m)));
 
+    /// <summary>LoRA adapters the engine serves now (entries with a parent), by name.</summary>
+    public IEnumerable<string> Adapters => ModelInfos.Where(m => m.Parent is not null).Select(m => m.Id);
+
+    /// <summary>Records a model (an adapter just loaded) at once, before the next <c>/v1/models</c> refresh.</summary>
+    public void AddModel(ModelInfo model)
+    {
+        lock (_modelsLock)
+        {
+            Publish([.. ModelInfos.Where(m => m.Id != model.Id), model]);
+        }
+    }
+
+    /// <summary>Forgets a model (an adapter just unloaded) at once, before the next <c>/v1/models</c> refresh.</summary>
+    public void RemoveModel(string id)
+    {
+        lock (_modelsLock)
+        {
+            Publish([.. ModelInfos.Where(m => m.Id != id)]);
+        }
+    }
+
     public void SetModels(IEnumerable<ModelInfo> models)
     {
-        var list = models.ToList();
+        lock (_modelsLock)
+        {
+            Publish(models.ToList());
+        }
+    }
+
+    private void Publish(List<ModelInfo> list)
+    {
         Volatile.Write(ref _modelInfos, list);
         Volatile.Write(ref _models, new HashSet<string>(list.Select(m => m.Id), StringComparer.Ordinal));
         ModelsKnown = true;

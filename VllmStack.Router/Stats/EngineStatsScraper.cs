@@ -16,7 +16,7 @@ public sealed class EngineStatsScraper(EngineRegistry registry, EngineControlCli
     [
         "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
         "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_hits_total", "vllm:gpu_prefix_cache_queries_total",
-        "vllm:gpu_prefix_cache_hit_rate",
+        "vllm:gpu_prefix_cache_hit_rate", "vllm:lora_requests_info",
     ];
 
     protected override TimeSpan Interval => TimeSpan.FromSeconds(options.EngineStatsInterval);
@@ -27,7 +27,10 @@ public sealed class EngineStatsScraper(EngineRegistry registry, EngineControlCli
         var (ok, body) = await client.GetAsync(engine.Url, "metrics", cancellationToken).ConfigureAwait(false);
         if (ok)
         {
-            engine.SetLoad(Read(body, inFlight, DateTimeOffset.UtcNow));
+            var load = Read(body, inFlight, DateTimeOffset.UtcNow);
+            // vLLM writes vllm:lora_requests_info only once its engine has stepped: an idle (or just restarted) engine's
+            // slots are the ones it reported before.
+            engine.SetLoad(load.MaxLoras is null && engine.Load.MaxLoras is { } known ? load with { MaxLoras = known } : load);
         }
         return ok;
     }
@@ -51,6 +54,10 @@ public sealed class EngineStatsScraper(EngineRegistry registry, EngineControlCli
         {
             hitRate = Max("vllm:gpu_prefix_cache_hit_rate");
         }
-        return new EngineLoad(Sum("vllm:num_requests_running"), Sum("vllm:num_requests_waiting"), kv, hitRate, routerInFlight, at);
+        // vLLM reports its --max-loras as a label of the LoRA info gauge (present only with --enable-lora).
+        var maxLoras = samples.Where(s => s.Name == "vllm:lora_requests_info").Select(s => s.Labels.GetValueOrDefault("max_lora"))
+            .Select(v => int.TryParse(v, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0 ? n : (int?)null)
+            .FirstOrDefault(n => n is not null);
+        return new EngineLoad(Sum("vllm:num_requests_running"), Sum("vllm:num_requests_waiting"), kv, hitRate, routerInFlight, at) { MaxLoras = maxLoras };
     }
 }

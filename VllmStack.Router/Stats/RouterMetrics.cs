@@ -62,6 +62,7 @@ public sealed partial class RouterMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = OverheadBuckets });
 
         CreateMigrationInstruments();
+        CreateLoraInstruments();
 
         PerEngine("vllm:current_qps", "Requests per second to each engine over the stats window.", registry, e => e.Stats.Snapshot().Qps);
         PerEngine("vllm:avg_latency", "Average request latency per engine over the stats window, in seconds.", registry, e => e.Stats.Snapshot().AvgLatency);
