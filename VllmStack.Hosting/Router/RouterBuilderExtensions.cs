@@ -87,10 +87,10 @@ public static class RouterBuilderExtensions
 
     /// <summary>
     /// The catalogue of the LoRA adapters of every group the router serves, given to its LoRA manager when some group has
-    /// adapters (whether one has is read at start, so adapters declared after <c>WithEngines</c> count too). Locally a file
-    /// written once before the resources start (the router's admin API may rewrite it afterwards) and deleted when the
-    /// application stops; published, the ConfigMap <c>{router}-lora-adapters</c> mounted into the router's pods, which the
-    /// router may get and patch.
+    /// adapters (whether one has is read at start, so adapters declared after <c>WithEngines</c> count too), with the
+    /// engines' adapter slots (<c>--max-loras</c>). Locally a file written once before the resources start (the router's
+    /// admin API may rewrite it afterwards) and deleted when the application stops; published, the ConfigMap
+    /// <c>{router}-lora-adapters</c> mounted into the router's pods, which the router may get and patch.
     /// </summary>
     private static void AddLoraAdapterCatalogue(IResourceBuilder<ProjectResource> router, RouterEnginesAnnotation served)
     {
@@ -129,6 +129,10 @@ public static class RouterBuilderExtensions
             }
             context.Args.Add("--lora-adapters-file");
             context.Args.Add(path);
+            // Engines report their slots (vllm:lora_requests_info{max_lora}) only once they have run a step; until then the
+            // router counts on this many. The fewest of the groups': never more adapters than an engine holds.
+            context.Args.Add("--max-loras");
+            context.Args.Add(served.Groups.Where(g => g.ServesLoraAdapters).Min(g => g.Options.MaxLoras ?? 1).ToString(CultureInfo.InvariantCulture));
             if (configMap is not null)
             {
                 context.Args.Add("--lora-adapters-configmap");

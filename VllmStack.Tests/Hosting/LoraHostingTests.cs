@@ -136,6 +136,8 @@ public sealed class LoraHostingTests : IDisposable
         var path = ArgAfter(args, "--lora-adapters-file");
         _files.Add(path);
         Assert.DoesNotContain("--lora-adapters-configmap", args);
+        // The fewest slots of the groups with adapters (alpha 2, beta vLLM's default 1), until engines report their own.
+        Assert.Equal("1", ArgAfter(args, "--max-loras"));
         Assert.False(File.Exists(path), "the catalogue was written before the start");
 
         await app.Services.GetRequiredService<IDistributedApplicationEventing>()
@@ -158,6 +160,7 @@ public sealed class LoraHostingTests : IDisposable
         await using var app = await builder.BuildAsync();
         var (args, _) = await EvaluateAsync(app, router.Resource, environment: false);
         Assert.DoesNotContain("--lora-adapters-file", args);
+        Assert.DoesNotContain("--max-loras", args);
         Assert.Equal(["--dynamic-config-json"], args.Where(a => a.StartsWith("--", StringComparison.Ordinal)));
     }
 

@@ -52,6 +52,7 @@ public sealed class LoraPublishTests(LoraPublishedManifests published) : IClassF
         var args = Args(router);
         Assert.Equal("/etc/vllmstack/lora/adapters.json", ArgAfter(args, "--lora-adapters-file"));
         Assert.Equal(ConfigMap, ArgAfter(args, "--lora-adapters-configmap"));
+        Assert.Equal("2", ArgAfter(args, "--max-loras"));
     }
 
     [Fact]
