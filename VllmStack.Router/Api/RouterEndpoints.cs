@@ -107,6 +107,10 @@ public static class RouterEndpoints
                 w.WriteString("ejected_until", engine.EjectedUntil);
             }
             w.WriteNumber("in_flight", engine.InFlight);
+            if (load.MaxLoras is { } maxLoras)
+            {
+                w.WriteNumber("max_loras", maxLoras); // adapter slots, as the engine reported them
+            }
             w.WriteStartObject("engine_stats");
             w.WriteNumber("num_requests_running", load.Running);
             w.WriteNumber("num_requests_waiting", load.Waiting);

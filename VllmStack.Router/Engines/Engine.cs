@@ -21,6 +21,7 @@ public sealed class Engine
     private IReadOnlySet<string> _models = new HashSet<string>(StringComparer.Ordinal);
     private IReadOnlyList<ModelInfo> _modelInfos = [];
     private readonly Lock _modelsLock = new();
+    private int _modelsVersion;
     private EngineLoad _load = EngineLoad.Unknown;
     private int _inFlight;
     private int _consecutiveGatewayFailures;
@@ -101,6 +102,7 @@ public sealed class Engine
         lock (_modelsLock)
         {
             Publish([.. ModelInfos.Where(m => m.Id != model.Id), model]);
+            _modelsVersion++;
         }
     }
 
@@ -110,6 +112,7 @@ public sealed class Engine
         lock (_modelsLock)
         {
             Publish([.. ModelInfos.Where(m => m.Id != id)]);
+            _modelsVersion++;
         }
     }
 
@@ -118,6 +121,26 @@ public sealed class Engine
         lock (_modelsLock)
         {
             Publish(models.ToList());
+        }
+    }
+
+    /// <summary>Changes of the model list made here (<see cref="AddModel"/>, <see cref="RemoveModel"/>) so far.</summary>
+    public int ModelsVersion => Volatile.Read(ref _modelsVersion);
+
+    /// <summary>
+    /// Sets the list fetched from the engine unless <see cref="AddModel"/> or <see cref="RemoveModel"/> changed it since
+    /// <paramref name="version"/> was read: a fetch that started before an adapter load finished must not undo it.
+    /// </summary>
+    public bool TrySetModels(IEnumerable<ModelInfo> models, int version)
+    {
+        lock (_modelsLock)
+        {
+            if (version != _modelsVersion)
+            {
+                return false;
+            }
+            Publish(models.ToList());
+            return true;
         }
     }
 

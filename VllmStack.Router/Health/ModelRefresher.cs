@@ -12,6 +12,7 @@ public sealed class ModelRefresher(EngineRegistry registry, EngineControlClient 
 
     protected override async Task<bool> RunOnceAsync(Engine engine, CancellationToken cancellationToken)
     {
+        var version = engine.ModelsVersion;
         var (ok, body) = await client.GetAsync(engine.Url, "v1/models", cancellationToken).ConfigureAwait(false);
         if (!ok)
         {
@@ -28,7 +29,10 @@ public sealed class ModelRefresher(EngineRegistry registry, EngineControlClient 
             return false;
         }
         var before = engine.Models;
-        engine.SetModels(models);
+        if (!engine.TrySetModels(models, version))
+        {
+            return true; // the router loaded or unloaded an adapter meanwhile: the next refresh reads a list that has it
+        }
         if (!before.SetEquals(engine.Models))
         {
             logger.LogInformation("Engine {Engine} serves {Models}", engine.Name, string.Join(", ", engine.Models.Order(StringComparer.Ordinal)));

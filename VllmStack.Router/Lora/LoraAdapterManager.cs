@@ -46,6 +46,7 @@ public sealed partial class LoraAdapterManager : BackgroundService
     private readonly ConcurrentDictionary<(Uri Engine, string Adapter), Task<string?>> _loads = new();
     private readonly ConcurrentDictionary<string, (DateTimeOffset Until, string Reason)> _failures = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _replicating = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<(Engine Target, Task<string?> Load)>> _coldLoads = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
 
     public LoraAdapterManager(EngineRegistry registry, LoraCatalog catalog, EngineControlClient client, RouterOptions options, RouterMetrics metrics,
@@ -83,7 +84,7 @@ public sealed partial class LoraAdapterManager : BackgroundService
             {
                 return new LoraRouting([landed]);
             }
-            return await WaitForLoadAsync(adapter, landed, "on_miss", cancellationToken).ConfigureAwait(false);
+            return await WaitForLoadAsync(adapter, landed, LoadAsync(adapter, landed, "on_miss"), cancellationToken).ConfigureAwait(false);
         }
         if (holders.Count > 0)
         {
@@ -94,8 +95,15 @@ public sealed partial class LoraAdapterManager : BackgroundService
         {
             return new LoraRouting([], LoadFailed(adapter, failure.Reason, failure.Until - DateTimeOffset.UtcNow));
         }
-        var target = Target(adapter, baseEngines);
-        return await WaitForLoadAsync(adapter, target, "demand", cancellationToken).ConfigureAwait(false);
+        // Requests arriving while the adapter loads wait for the same load, rather than each loading it somewhere.
+        var cold = _coldLoads.GetOrAdd(adapter.Name, _ => new Lazy<(Engine, Task<string?>)>(() =>
+        {
+            var target = Target(adapter, baseEngines);
+            var load = LoadAsync(adapter, target, "demand");
+            load.ContinueWith(_ => _coldLoads.TryRemove(adapter.Name, out Lazy<(Engine, Task<string?>)>? _), TaskScheduler.Default);
+            return (target, load);
+        })).Value;
+        return await WaitForLoadAsync(adapter, cold.Item1, cold.Item2, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>A request of <paramref name="adapter"/> was sent to <paramref name="engine"/>: the adapter is in use there.</summary>
@@ -148,10 +156,9 @@ public sealed partial class LoraAdapterManager : BackgroundService
         _failures.TryRemove(adapter, out _);
     }
 
-    private async ValueTask<LoraRouting> WaitForLoadAsync(LoraAdapter adapter, Engine target, string reason, CancellationToken cancellationToken)
+    private async ValueTask<LoraRouting> WaitForLoadAsync(LoraAdapter adapter, Engine target, Task<string?> load, CancellationToken cancellationToken)
     {
         _metrics.LoraLoadWait(adapter.Name);
-        var load = LoadAsync(adapter, target, reason);
         try
         {
             var error = await load.WaitAsync(TimeSpan.FromSeconds(_options.LoadTimeout), cancellationToken).ConfigureAwait(false);
