@@ -68,7 +68,7 @@ public sealed class ProxyEndpoint(
         var serving = registry.Engines.Where(e => e.Serves(baseModel) && (adapter is not null || e.Serves(model))).ToList();
         if (serving.Count == 0)
         {
-            await RejectUnservedAsync(context, baseModel);
+            await RejectUnservedAsync(context, baseModel, adapter);
             return;
         }
         demand.Served(baseModel);
@@ -95,26 +95,11 @@ public sealed class ProxyEndpoint(
         var routing = new RoutingRequest(model, session, inspected.PromptText, requestId, request.JsonBody);
         if (adapter is not null)
         {
-            var routable = outliers.Candidates(serving, new HashSet<int>(), DateTimeOffset.UtcNow, out _);
-            if (routable.Count == 0)
-            {
-                demand.RecordUnserved(baseModel);
-                await Reject(context, 503, "no_healthy_engine", $"No healthy engine serves `{baseModel}`, the base model of `{model}`, right now.",
-                    retryAfter: TimeSpan.FromSeconds(options.HealthProbeInterval));
-                return;
-            }
-            var placement = await loras.PrepareAsync(adapter, routable, candidates => policies.Current.ChooseAsync(routing, candidates, aborted), aborted);
-            if (aborted.IsCancellationRequested)
+            if (await PlaceAdapterAsync(context, adapter, routing) is not { } holders)
             {
                 return;
             }
-            if (placement.Error is { } loadError)
-            {
-                // The adapter's problem (or its load's): the engines are not blamed.
-                await Reject(context, 503, loadError.Code, loadError.Message, "model", loadError.RetryAfter, code: loadError.Code);
-                return;
-            }
-            serving = [.. placement.Engines];
+            serving = holders;
         }
         var tried = new HashSet<int>();
         string? lastError = null;
@@ -166,7 +151,9 @@ public sealed class ProxyEndpoint(
                 migration?.Begin(engine);
                 var result = await forwarder.ForwardAsync(context, engine.Url, request, requestId, status =>
                     thisAttempt < options.Forwarding.MaxAttempts && request.CanResend
-                    && outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out _).Count > 0, migration);
+                    && ((status is 502 or 503 or 504 && outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out _).Count > 0)
+                        // The engine no longer has the adapter (restarted, or another router unloaded it): load it again.
+                        || (status == 404 && adapter is not null)), migration);
                 switch (result.Error)
                 {
                     case AttemptError.Canceled:
@@ -205,6 +192,22 @@ public sealed class ProxyEndpoint(
                         continue;
                 }
                 var status = result.Status;
+                if (status == 404 && result.HeldBack && adapter is not null)
+                {
+                    // Not the engine's failure: it lost the adapter since its model list was read. Placed afresh (loaded
+                    // again, here or elsewhere), the request gets another attempt.
+                    outliers.Answered(engine);
+                    engine.RemoveModel(adapter.Name);
+                    metrics.Retried(engine, "lora_adapter_missing");
+                    tried.Remove(engine.Id);
+                    if (await PlaceAdapterAsync(context, adapter, routing) is not { } holders)
+                    {
+                        return;
+                    }
+                    serving = holders;
+                    lastError = $"{engine.Name}: adapter `{adapter.Name}` not loaded";
+                    continue;
+                }
                 if (status is 502 or 503 or 504)
                 {
                     engineFailed = true;
@@ -277,6 +280,34 @@ public sealed class ProxyEndpoint(
             : $"The engine failed while the upload was being sent, and an upload cannot be sent twice ({lastError}).");
     }
 
+    /// <summary>
+    /// The engines holding <paramref name="adapter"/>, loading it first where needed (<see cref="LoraAdapterManager"/>); or null once
+    /// the client has been answered (503: no healthy engine of its base model, or the load failed — no engine is blamed) or has left.
+    /// </summary>
+    private async Task<List<Engine>?> PlaceAdapterAsync(HttpContext context, LoraAdapter adapter, RoutingRequest routing)
+    {
+        var aborted = context.RequestAborted;
+        var routable = outliers.Candidates(registry.Engines.Where(e => e.Serves(adapter.BaseModel)).ToList(), new HashSet<int>(), DateTimeOffset.UtcNow, out _);
+        if (routable.Count == 0)
+        {
+            demand.RecordUnserved(adapter.BaseModel);
+            await Reject(context, 503, "no_healthy_engine", $"No healthy engine serves `{adapter.BaseModel}`, the base model of `{adapter.Name}`, right now.",
+                retryAfter: TimeSpan.FromSeconds(options.HealthProbeInterval));
+            return null;
+        }
+        var placement = await loras.PrepareAsync(adapter, routable, candidates => policies.Current.ChooseAsync(routing, candidates, aborted), aborted);
+        if (aborted.IsCancellationRequested)
+        {
+            return null;
+        }
+        if (placement.Error is { } loadError)
+        {
+            await Reject(context, 503, loadError.Code, loadError.Message, "model", loadError.RetryAfter, code: loadError.Code);
+            return null;
+        }
+        return [.. placement.Engines];
+    }
+
     private void Completed(Engine engine, long started, RelayResult relayed)
     {
         var latency = Stopwatch.GetElapsedTime(started).TotalSeconds;
@@ -287,8 +318,11 @@ public sealed class ProxyEndpoint(
         metrics.Completed(engine, latency);
     }
 
-    /// <summary>No engine serves the model: starting (503), scaled to zero (503, counted as demand) or unknown (404).</summary>
-    private async Task RejectUnservedAsync(HttpContext context, string model)
+    /// <summary>
+    /// No engine serves the model (for a catalogued adapter: its base model): starting (503), scaled to zero (503, counted as
+    /// demand) or unknown (404).
+    /// </summary>
+    private async Task RejectUnservedAsync(HttpContext context, string model, LoraAdapter? adapter = null)
     {
         if (registry.Engines.Any(e => !e.ModelsKnown))
         {
@@ -303,7 +337,9 @@ public sealed class ProxyEndpoint(
         }
         else
         {
-            await Reject(context, 404, "model_not_found", $"The model `{model}` does not exist.", "model");
+            await Reject(context, 404, "model_not_found", adapter is null
+                ? $"The model `{model}` does not exist."
+                : $"The LoRA adapter `{adapter.Name}` needs the base model `{model}`, which no engine serves.", "model");
         }
     }
 

@@ -103,7 +103,8 @@ public sealed class EngineForwarder : IDisposable
 
     /// <summary>
     /// Forwards <paramref name="request"/> to <paramref name="engine"/>, relaying the response to the client unless it is a
-    /// 502/503/504 for which <paramref name="retryStatus"/> says another engine should have the request.
+    /// status for which <paramref name="retryStatus"/> says another attempt should have the request (the router's 502/503/504 held
+    /// back for another engine, an adapter's 404 from an engine that lost it).
     /// Never throws for a failed attempt: <see cref="AttemptResult.Error"/> says why.
     /// </summary>
     public async Task<AttemptResult> ForwardAsync(HttpContext context, Uri engine, ClientRequest request, string requestId, Func<int, bool> retryStatus,

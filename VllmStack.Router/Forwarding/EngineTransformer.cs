@@ -49,7 +49,7 @@ internal sealed class EngineTransformer(
         }
         var arrived = Stopwatch.GetTimestamp();
         Status = (int)proxyResponse.StatusCode;
-        if (Status is 502 or 503 or 504 && retryStatus(Status))
+        if (retryStatus(Status))
         {
             HeldBack = true;
             httpContext.Response.StatusCode = StatusCodes.Status200OK;

@@ -63,7 +63,7 @@ public sealed partial class LoraAdapterManager : BackgroundService
         {
             foreach (var adapter in removed)
             {
-                _ = UnloadEverywhereAsync(adapter.Name);
+                _ = UnloadRemovedAsync(adapter.Name);
             }
         };
     }
@@ -77,16 +77,16 @@ public sealed partial class LoraAdapterManager : BackgroundService
     {
         _metrics.LoraRequest(adapter.Name);
         var holders = baseEngines.Where(e => e.Serves(adapter.Name)).ToList();
+        Engine? landed = null;
         if (_options.PlacementMode == LoraPlacement.OnMiss)
         {
-            var landed = await choose(baseEngines).ConfigureAwait(false);
+            landed = await choose(baseEngines).ConfigureAwait(false);
             if (landed.Serves(adapter.Name))
             {
                 return new LoraRouting([landed]);
             }
-            return await WaitForLoadAsync(adapter, landed, LoadAsync(adapter, landed, "on_miss"), cancellationToken).ConfigureAwait(false);
         }
-        if (holders.Count > 0)
+        else if (holders.Count > 0)
         {
             ReplicateIfHot(adapter, holders, baseEngines);
             return new LoraRouting(holders);
@@ -94,6 +94,10 @@ public sealed partial class LoraAdapterManager : BackgroundService
         if (_failures.TryGetValue(adapter.Name, out var failure) && failure.Until > DateTimeOffset.UtcNow)
         {
             return new LoraRouting([], LoadFailed(adapter, failure.Reason, failure.Until - DateTimeOffset.UtcNow));
+        }
+        if (landed is not null)
+        {
+            return await WaitForLoadAsync(adapter, landed, LoadAsync(adapter, landed, "on_miss"), cancellationToken).ConfigureAwait(false);
         }
         // Requests arriving while the adapter loads wait for the same load, rather than each loading it somewhere.
         var cold = _coldLoads.GetOrAdd(adapter.Name, _ => new Lazy<(Engine, Task<string?>)>(() =>
@@ -137,8 +141,24 @@ public sealed partial class LoraAdapterManager : BackgroundService
         }
     }
 
-    /// <summary>Unloads an adapter from every engine holding it (it left the catalogue).</summary>
-    public async Task UnloadEverywhereAsync(string adapter)
+    /// <summary>Unloads an adapter from every engine holding it (it left the catalogue, or its definition changed).</summary>
+    private async Task UnloadRemovedAsync(string adapter)
+    {
+        try
+        {
+            await UnloadEverywhereAsync(adapter).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The router is stopping.
+        }
+        catch (Exception e)
+        {
+            LogUnexpected(e, adapter, "every engine");
+        }
+    }
+
+    private async Task UnloadEverywhereAsync(string adapter)
     {
         foreach (var engine in _registry.Engines.Where(e => e.Serves(adapter)).ToList())
         {
@@ -439,6 +459,6 @@ public sealed partial class LoraAdapterManager : BackgroundService
     [LoggerMessage(Level = LogLevel.Information, Message = "Engine {Engine} came back without the {Count} LoRA adapters placed on it (restarted); loading them again")]
     private partial void LogRestoring(string engine, int count);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Loading LoRA adapter {Adapter} onto {Engine} failed unexpectedly")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Loading or unloading LoRA adapter {Adapter} on {Engine} failed unexpectedly")]
     private partial void LogUnexpected(Exception exception, string adapter, string engine);
 }

@@ -244,6 +244,41 @@ public sealed class LoraManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_request_that_reaches_an_engine_which_lost_its_adapter_gets_it_loaded_again_instead_of_a_404()
+    {
+        // Slow refreshes and reconciliation: the router still believes the restarted engine holds the adapter.
+        var (engines, router) = await StartAsync(1, Catalogue(1), null, "--Router:ModelRefreshInterval=60", "--Router:Lora:ReconcileInterval=60");
+        EngineSimProcess? restarted = null;
+        try
+        {
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            var port = engines[0].BaseUrl.Port;
+            engines[0].Kill();
+            await engines[0].DisposeAsync();
+            restarted = await EngineSimProcess.StartAsync(["--latency-preset", "fast", "--enable-lora", "--max-loras", "2"], RuntimeLora, port: port);
+            var answers = new List<int>();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (clock.Elapsed < TimeSpan.FromSeconds(30) && (answers.Count == 0 || answers[^1] != 200))
+            {
+                answers.Add(await CompleteAsync(router, "lora-0"));
+                await Task.Delay(100);
+            }
+            Assert.Equal(200, answers[^1]);
+            Assert.DoesNotContain(404, answers);
+            Assert.Contains("\"lora-0\"", await restarted.Http.GetStringAsync("v1/models"));
+            Assert.True(Counter(await router.MetricsAsync(), "vllmstack:router_retries_total", ("reason", "lora_adapter_missing")) >= 1);
+        }
+        finally
+        {
+            await router.DisposeAsync();
+            if (restarted is not null)
+            {
+                await restarted.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_hot_adapter_is_loaded_onto_another_engine_as_its_load_grows()
     {
         var (engines, router) = await StartAsync(2, Catalogue(1), ["--inter-token-latency-ms", "20", "--max-num-seqs", "4"]);
