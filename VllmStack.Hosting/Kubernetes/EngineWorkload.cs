@@ -20,11 +20,11 @@ internal static class EngineWorkload
     /// options' arguments.
     /// </summary>
     public static IEnumerable<object> Arguments(VllmResource engine) =>
-        [engine.Model, "--host", "0.0.0.0", "--port", KubernetesLabels.EnginePort.ToString(CultureInfo.InvariantCulture), .. engine.Options.ServeOptions()];
+        [engine.Model, "--host", "0.0.0.0", "--port", KubernetesLabels.EnginePort.ToString(CultureInfo.InvariantCulture), .. engine.ServeOptions()];
 
-    /// <summary>The engine's environment before translation: the model cache, and the group's variables (token, key).</summary>
+    /// <summary>The engine's environment before translation: the model cache, and the group's variables (token, key, runtime LoRA).</summary>
     public static IEnumerable<KeyValuePair<string, object>> Environment(VllmResource engine) =>
-        [new("HF_HOME", HuggingFaceHome), .. engine.Annotations.OfType<ReplicaEnvironmentAnnotation>().Select(v => new KeyValuePair<string, object>(v.Name, v.Value))];
+        [new("HF_HOME", HuggingFaceHome), .. engine.ReplicaEnvironment()];
 
     public static IEnumerable<Dictionary<string, object?>> Objects(VllmResource engine, PublishedResource published, string? storageClass)
     {

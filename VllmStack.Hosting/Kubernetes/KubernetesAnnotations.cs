@@ -8,6 +8,21 @@ namespace VllmStack.Hosting.Kubernetes;
 /// </summary>
 public sealed record KubernetesAccessAnnotation(string ApiGroup, string Resource, IReadOnlyList<string> Verbs, IReadOnlyList<string>? ResourceNames = null) : IResourceAnnotation;
 
+/// <summary>
+/// A file the resource's pods read from a ConfigMap of their own: <paramref name="ConfigMapName"/> (fixed, no hash suffix,
+/// so the resource can find and patch it), key <paramref name="FileName"/>, mounted read-only on
+/// <paramref name="MountDirectory"/> — the directory, not a subPath, so that the kubelet brings later changes of the
+/// ConfigMap into running pods. <paramref name="Content"/> is read when publishing; null: no such file (nothing is
+/// published). <paramref name="Verbs"/>: what the resource's ServiceAccount may do to that one ConfigMap (e.g. get and
+/// patch, for a resource that writes changes back through the Kubernetes API).
+/// </summary>
+public sealed record KubernetesConfigFileAnnotation(string ConfigMapName, string MountDirectory, string FileName,
+    Func<CancellationToken, Task<string?>> Content, IReadOnlyList<string> Verbs) : IResourceAnnotation
+{
+    /// <summary>Where the pods find the file.</summary>
+    public string MountedPath => $"{MountDirectory.TrimEnd('/')}/{FileName}";
+}
+
 /// <summary>At most one replica may run at a time (two autoscalers would fight): one replica, replaced by recreating it.</summary>
 public sealed record SingleInstanceAnnotation : IResourceAnnotation;
 

@@ -39,4 +39,6 @@ internal static class Manifest
         Map(("name", name), ("emptyDir", Map(("medium", medium), ("sizeLimit", sizeLimit))));
 
     public static Dictionary<string, object?> Mount(string name, string path) => Map(("name", name), ("mountPath", path));
+
+    public static Dictionary<string, object?> ReadOnlyMount(string name, string path) => Map(("name", name), ("mountPath", path), ("readOnly", true));
 }

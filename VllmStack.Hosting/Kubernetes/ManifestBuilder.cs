@@ -79,7 +79,7 @@ internal sealed class ManifestBuilder(DistributedApplicationModel model, Distrib
                 {
                     env[key] = value;
                 }
-                var published = Publish(project, args, env);
+                var published = Publish(project, args, env, await ConfigFilesAsync(project, cancellationToken).ConfigureAwait(false));
                 Add(published, ServiceWorkload.Objects(published, image));
                 break;
             }
@@ -112,8 +112,26 @@ internal sealed class ManifestBuilder(DistributedApplicationModel model, Distrib
         return (args, env);
     }
 
-    private PublishedResource Publish(IResource resource, IReadOnlyList<string> args, IReadOnlyDictionary<string, string> env) =>
-        new(resource, Replicas(resource), args, PodEnvironment.Build(env, args, _values.ReferencedParameters));
+    private PublishedResource Publish(IResource resource, IReadOnlyList<string> args, IReadOnlyDictionary<string, string> env,
+        IReadOnlyList<KubernetesConfigFileAnnotation>? configFiles = null) =>
+        new(resource, Replicas(resource), args, PodEnvironment.Build(env, args, _values.ReferencedParameters), configFiles ?? []);
+
+    /// <summary>The resource's config files that have content now, each added to the bundle as its own ConfigMap.</summary>
+    private async Task<IReadOnlyList<KubernetesConfigFileAnnotation>> ConfigFilesAsync(IResource resource, CancellationToken cancellationToken)
+    {
+        var files = new List<KubernetesConfigFileAnnotation>();
+        foreach (var file in resource.Annotations.OfType<KubernetesConfigFileAnnotation>())
+        {
+            if (await file.Content(cancellationToken).ConfigureAwait(false) is not { } content)
+            {
+                continue;
+            }
+            // The file's path in the bundle ends in the key the ConfigMap gives it.
+            _bundle.AddFileConfigMap(file.ConfigMapName, $"config/{file.ConfigMapName}/{file.FileName}", content, KubernetesLabels.Labels(resource));
+            files.Add(file);
+        }
+        return files;
+    }
 
     private void Add(PublishedResource published, IEnumerable<Dictionary<string, object?>> objects)
     {

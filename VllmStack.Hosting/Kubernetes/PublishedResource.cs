@@ -4,9 +4,10 @@ namespace VllmStack.Hosting.Kubernetes;
 
 /// <summary>
 /// A resource as its pods run it: <paramref name="Replicas"/> pods, the container's arguments and environment already in
-/// their in-cluster form (Service addresses, parameter references).
+/// their in-cluster form (Service addresses, parameter references), and the config files mounted into them.
 /// </summary>
-internal sealed record PublishedResource(IResource Resource, int Replicas, IReadOnlyList<string> Args, PodEnvironment Environment)
+internal sealed record PublishedResource(IResource Resource, int Replicas, IReadOnlyList<string> Args, PodEnvironment Environment,
+    IReadOnlyList<KubernetesConfigFileAnnotation> ConfigFiles)
 {
     /// <summary>The resource's own ConfigMap (<c>config/NAME-config.env</c>), read by its containers with <c>envFrom</c>.</summary>
     public string ConfigMapName => Resource.Name + "-config";

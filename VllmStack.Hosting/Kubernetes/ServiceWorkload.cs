@@ -18,7 +18,9 @@ internal static class ServiceWorkload
     {
         var resource = published.Resource;
         var name = resource.Name;
-        var access = resource.Annotations.OfType<KubernetesAccessAnnotation>().ToList();
+        var access = resource.Annotations.OfType<KubernetesAccessAnnotation>()
+            .Concat(published.ConfigFiles.Where(f => f.Verbs.Count > 0).Select(f => new KubernetesAccessAnnotation("", "configmaps", f.Verbs, [f.ConfigMapName])))
+            .ToList();
         var single = resource.Annotations.OfType<SingleInstanceAnnotation>().Any();
         var compute = resource.Annotations.OfType<ComputeResourcesAnnotation>().LastOrDefault() ?? DefaultCompute;
         var ports = WorkloadObjects.ContainerPorts(resource);
@@ -46,7 +48,7 @@ internal static class ServiceWorkload
                 ("requests", Map(("cpu", compute.CpuRequest), ("memory", compute.MemoryRequest))),
                 ("limits", Map(("memory", compute.MemoryLimit))))),
             ("securityContext", WorkloadObjects.RestrictedContainer()),
-            ("volumeMounts", List(Mount("tmp", "/tmp"))));
+            ("volumeMounts", List([Mount("tmp", "/tmp"), .. published.ConfigFiles.Select(f => ReadOnlyMount(f.ConfigMapName, f.MountDirectory))])));
         // Pods leave a Service's endpoints before they stop taking requests: a short pause lets routers and proxies catch up.
         if (!single)
         {
@@ -60,7 +62,7 @@ internal static class ServiceWorkload
                 ("seccompProfile", Map(("type", "RuntimeDefault"))))),
             ("terminationGracePeriodSeconds", 30),
             ("containers", List(container)),
-            ("volumes", List(EmptyDir("tmp"))));
+            ("volumes", List([EmptyDir("tmp"), .. published.ConfigFiles.Select(f => Map(("name", f.ConfigMapName), ("configMap", Map(("name", f.ConfigMapName)))))])));
         // One autoscaler at a time: the old pod goes before the new one starts.
         yield return WorkloadObjects.Deployment(resource, single ? 1 : published.Replicas, pod,
             single ? Map(("type", "Recreate")) : Map(("type", "RollingUpdate"), ("rollingUpdate", Map(("maxSurge", 1), ("maxUnavailable", 0)))));

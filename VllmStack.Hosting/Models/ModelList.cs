@@ -3,6 +3,7 @@ using System.Text;
 using Aspire.Hosting;
 using Microsoft.Extensions.Configuration;
 using VllmStack.Hosting.Kubernetes;
+using VllmStack.Hosting.Vllm;
 
 namespace VllmStack.Hosting.Models;
 
@@ -127,9 +128,14 @@ public static class ModelList
         }
         foreach (var adapter in model.Adapters)
         {
-            if (string.IsNullOrWhiteSpace(adapter.Name) || string.IsNullOrWhiteSpace(adapter.Source) || adapter.Name.Contains('='))
+            if (!VllmBuilderExtensions.IsAdapterName(adapter.Name) || string.IsNullOrWhiteSpace(adapter.Source))
             {
-                yield return $"adapter '{adapter.Name}' needs a Name (without '=') and a Source";
+                yield return $"adapter '{adapter.Name}' needs a Name (without '=' or whitespace) and a Source";
+            }
+            if (adapter.BaseModel is { } baseModel && baseModel != model.Name)
+            {
+                yield return $"adapter '{adapter.Name}' has BaseModel '{baseModel}' but is declared under model '{model.Name}'; "
+                    + "declare it under its base model, whose engines serve it";
             }
         }
     }

@@ -29,10 +29,16 @@ public sealed class ModelOptions
     /// <summary>vLLM's <c>--max-model-len</c>; default: the model's own.</summary>
     public int? MaxModelLen { get; set; }
 
-    /// <summary>vLLM's <c>--max-loras</c> (distinct adapters in one batch); default: vLLM's.</summary>
+    /// <summary>
+    /// vLLM's <c>--max-loras</c>: distinct adapters in one batch, and the adapter slots per engine the router's LoRA manager
+    /// fills; default: vLLM's (1). Only with <see cref="Adapters"/>.
+    /// </summary>
     public int? MaxLoras { get; set; }
 
-    /// <summary>LoRA adapters every replica serves from the start (vLLM's <c>--lora-modules</c>).</summary>
+    /// <summary>
+    /// The LoRA adapters of this model (their base model is <see cref="Name"/>). Any turns LoRA on in the engines; the router
+    /// loads each adapter onto engines as requests for it come (more can be added at run time through its admin API).
+    /// </summary>
     public List<LoraAdapterOptions> Adapters { get; set; } = [];
 }
 
@@ -47,7 +53,15 @@ public sealed class ModelAutoscalingOptions
 /// <summary>A LoRA adapter: the name clients ask for, and where the engine loads it from (a local path or a Hugging Face repo id).</summary>
 public sealed class LoraAdapterOptions
 {
+    /// <summary>The model name clients ask for (no '=' or whitespace; unique across models and adapters).</summary>
     public string Name { get; set; } = "";
 
+    /// <summary>Where engines load the adapter from: an absolute local path, or a Hugging Face repo id the engine resolves.</summary>
     public string Source { get; set; } = "";
+
+    /// <summary>
+    /// The model the adapter was trained on; optional, and when given it must be the model the adapter is declared under
+    /// (an adapter is served by its base model's engines), e.g. when entries are copied from a router's catalogue.
+    /// </summary>
+    public string? BaseModel { get; set; }
 }

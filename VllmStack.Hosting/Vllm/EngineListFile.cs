@@ -1,4 +1,5 @@
 using System.Text.Json;
+using VllmStack.Hosting.Common;
 
 namespace VllmStack.Hosting.Vllm;
 
@@ -38,10 +39,7 @@ internal sealed class EngineListFile(string path)
             {
                 return;
             }
-            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
-            var temporary = Path + ".tmp";
-            File.WriteAllText(temporary, json);
-            File.Move(temporary, Path, overwrite: true);
+            AtomicFile.Write(Path, json);
             _written = json;
         }
     }

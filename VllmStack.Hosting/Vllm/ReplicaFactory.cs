@@ -30,7 +30,7 @@ internal static class ReplicaFactory
                 {
                     context.Args.Add("--model");
                     context.Args.Add(group.Model);
-                    foreach (var option in group.Options.ServeOptions())
+                    foreach (var option in group.ServeOptions())
                     {
                         context.Args.Add(option);
                     }
@@ -69,7 +69,7 @@ internal static class ReplicaFactory
         context.Args.Add("127.0.0.1");
         context.Args.Add("--port");
         context.Args.Add(endpoint.Property(EndpointProperty.TargetPort));
-        foreach (var option in group.Options.ServeOptions())
+        foreach (var option in group.ServeOptions())
         {
             context.Args.Add(option);
         }
@@ -86,9 +86,9 @@ internal static class ReplicaFactory
             {
                 // Sleep mode's routes (the group's sleep and wake-up commands) exist only in vLLM's dev mode.
                 context.EnvironmentVariables["VLLM_SERVER_DEV_MODE"] = "1";
-                foreach (var variable in group.Annotations.OfType<ReplicaEnvironmentAnnotation>())
+                foreach (var (name, value) in group.ReplicaEnvironment())
                 {
-                    context.EnvironmentVariables[variable.Name] = variable.Value;
+                    context.EnvironmentVariables[name] = value;
                 }
             });
         if (group.KvCacheServer is { } cacheServer)

@@ -68,12 +68,36 @@ public static class VllmBuilderExtensions
         return builder;
     }
 
-    /// <summary>A LoRA adapter every replica serves from the start (vLLM's <c>--lora-modules name=source</c>).</summary>
+    /// <summary>
+    /// Declares a LoRA adapter of the group's model: clients ask for it as <paramref name="name"/>, engines load it from
+    /// <paramref name="source"/> (a local path, or a Hugging Face repo id the engine resolves). Engines of a group with
+    /// adapters run with LoRA on (<c>--enable-lora</c>, <c>--max-loras</c> when set) and with runtime loading allowed
+    /// (<c>VLLM_ALLOW_RUNTIME_LORA_UPDATING=True</c>). Routers given the group (<c>WithEngines</c>) get the adapter in their
+    /// catalogue and load it where requests for it go; a group no router serves loads its adapters at start
+    /// (<c>--lora-modules</c>).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> or <paramref name="source"/> is empty, <paramref name="name"/>
+    /// holds '=' or whitespace, or the group already has an adapter of that name.</exception>
     public static IResourceBuilder<VllmResource> WithLoraAdapter(this IResourceBuilder<VllmResource> builder, string name, string source)
     {
-        builder.Resource.Options.LoraModules.Add($"{name}={source}");
-        return builder;
+        ArgumentException.ThrowIfNullOrWhiteSpace(source);
+        if (!IsAdapterName(name))
+        {
+            throw new ArgumentException($"LoRA adapter name '{name}' must be non-empty, without '=' or whitespace.", nameof(name));
+        }
+        if (builder.Resource.LoraAdapters.Any(a => a.Name == name))
+        {
+            throw new ArgumentException($"Engine group '{builder.Resource.Name}' already has a LoRA adapter named '{name}'.", nameof(name));
+        }
+        return builder.WithAnnotation(new LoraAdapterAnnotation(name, source));
     }
+
+    /// <summary>
+    /// Whether <paramref name="name"/> can name a LoRA adapter: not empty, no whitespace, no '=' (vLLM's
+    /// <c>--lora-modules name=path</c> splits at it).
+    /// </summary>
+    public static bool IsAdapterName(string? name) =>
+        !string.IsNullOrEmpty(name) && !name.Contains('=', StringComparison.Ordinal) && !name.Any(char.IsWhiteSpace);
 
     /// <summary>
     /// Joins the KV-cache network: engines report their KV blocks to <paramref name="cacheServer"/>, offload to its pool,

@@ -22,11 +22,11 @@ public sealed class VllmEngineOptions
     /// <summary>vLLM's <c>--max-model-len</c>; null: the model's own.</summary>
     public int? MaxModelLen { get; set; }
 
-    /// <summary>vLLM's <c>--max-loras</c>: distinct adapters in one batch; null: vLLM's default (1). Only with LoRA on.</summary>
+    /// <summary>
+    /// vLLM's <c>--max-loras</c>: distinct adapters in one batch (and the adapter slots a router's LoRA manager fills); null:
+    /// vLLM's default (1). Only with LoRA on, that is when the group declares adapters (<c>WithLoraAdapter</c>).
+    /// </summary>
     public int? MaxLoras { get; set; }
-
-    /// <summary>vLLM's <c>--lora-modules</c> entries (<c>name=path</c>); any entry turns on <c>--enable-lora</c>.</summary>
-    public IList<string> LoraModules { get; } = [];
 
     /// <summary>GPUs per replica (containers here, <c>nvidia.com/gpu</c> limits when published).</summary>
     public int GpuCount { get; set; } = 1;
@@ -55,10 +55,12 @@ public sealed class VllmEngineOptions
     /// <summary>Latency preset of the simulator when the engine is simulated (EngineSim's <c>--latency-preset</c>).</summary>
     public string SimulatorPreset { get; set; } = "h100-8b";
 
-    public bool EnableLora => LoraModules.Count > 0;
-
-    /// <summary><c>vllm serve</c>'s options after the model, host and port (the simulator accepts the same ones).</summary>
-    public IEnumerable<string> ServeOptions()
+    /// <summary>
+    /// <c>vllm serve</c>'s options after the model, host and port (the simulator accepts the same ones); with
+    /// <paramref name="lora"/>, LoRA on (<c>--enable-lora</c>, <c>--max-loras</c>) and <paramref name="loraModules"/>
+    /// (<c>name=source</c>) loaded at start as <c>--lora-modules</c>, if any.
+    /// </summary>
+    public IEnumerable<string> ServeOptions(bool lora = false, IReadOnlyList<string>? loraModules = null)
     {
         yield return "--max-num-seqs";
         yield return MaxNumSeqs.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -67,7 +69,7 @@ public sealed class VllmEngineOptions
             yield return "--max-model-len";
             yield return length.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
-        if (EnableLora)
+        if (lora)
         {
             yield return "--enable-lora";
             if (MaxLoras is { } maxLoras)
@@ -75,10 +77,13 @@ public sealed class VllmEngineOptions
                 yield return "--max-loras";
                 yield return maxLoras.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
-            yield return "--lora-modules";
-            foreach (var module in LoraModules)
+            if (loraModules is { Count: > 0 })
             {
-                yield return module;
+                yield return "--lora-modules";
+                foreach (var module in loraModules)
+                {
+                    yield return module;
+                }
             }
         }
         foreach (var arg in ExtraArgs)

@@ -31,6 +31,45 @@ public sealed class VllmResource(string name, ParameterResource model, EngineMod
     /// <summary>The cache server the engines report their KV blocks to and offload to (simulated engines; vLLM needs LMCache for this).</summary>
     public IResourceWithEndpoints? KvCacheServer { get; internal set; }
 
+    /// <summary>The LoRA adapters of the group's model, in the order they were declared (<c>WithLoraAdapter</c>).</summary>
+    public IEnumerable<LoraAdapterAnnotation> LoraAdapters => Annotations.OfType<LoraAdapterAnnotation>();
+
+    /// <summary>Whether the engines run with LoRA on and runtime loading allowed: the group declares adapters.</summary>
+    public bool ServesLoraAdapters => LoraAdapters.Any();
+
+    /// <summary>
+    /// A router's LoRA manager loads the group's adapters where requests for them go (the group was given to a router
+    /// with <c>WithEngines</c>); otherwise every replica loads them all at start.
+    /// </summary>
+    public bool LoraAdaptersManagedByRouter { get; internal set; }
+
+    /// <summary>
+    /// <c>vllm serve</c>'s options after the model, host and port: <see cref="Options"/>' ones, LoRA on when the group has
+    /// adapters, and the adapters themselves (<c>--lora-modules</c>) only when no router manages them.
+    /// </summary>
+    public IEnumerable<string> ServeOptions() => Options.ServeOptions(ServesLoraAdapters,
+        LoraAdaptersManagedByRouter ? null : [.. LoraAdapters.Select(a => $"{a.Name}={a.Source}")]);
+
+    /// <summary>
+    /// Environment variables every replica gets, wherever it runs: the group's (<see cref="ReplicaEnvironmentAnnotation"/>:
+    /// token, key), and with adapters vLLM's switch for its runtime load and unload routes (<c>/v1/load_lora_adapter</c>).
+    /// Values are strings or parameters.
+    /// </summary>
+    public IEnumerable<KeyValuePair<string, object>> ReplicaEnvironment()
+    {
+        foreach (var variable in Annotations.OfType<ReplicaEnvironmentAnnotation>())
+        {
+            yield return new(variable.Name, variable.Value);
+        }
+        if (ServesLoraAdapters)
+        {
+            yield return new(RuntimeLoraUpdatingVariable, "True");
+        }
+    }
+
+    /// <summary>vLLM registers <c>/v1/load_lora_adapter</c> and <c>/v1/unload_lora_adapter</c> only when this is true.</summary>
+    public const string RuntimeLoraUpdatingVariable = "VLLM_ALLOW_RUNTIME_LORA_UPDATING";
+
     /// <summary>What the dashboard says the replicas are.</summary>
     public string Description => Mode switch
     {
@@ -47,6 +86,12 @@ public sealed class VllmResource(string name, ParameterResource model, EngineMod
 
 /// <summary>Marks a resource as replica <see cref="Index"/> of an engine group.</summary>
 public sealed record VllmReplicaAnnotation(VllmResource Group, int Index) : IResourceAnnotation;
+
+/// <summary>
+/// A LoRA adapter of the group's model: clients ask for it by <see cref="Name"/> (a model name to them), engines load it
+/// from <see cref="Source"/> (a local path, or a Hugging Face repo id the engine resolves).
+/// </summary>
+public sealed record LoraAdapterAnnotation(string Name, string Source) : IResourceAnnotation;
 
 /// <summary>A router's engine list that follows the group's healthy replicas (a dynamic config file the router re-reads).</summary>
 public sealed record EngineListAnnotation(VllmResource Group, string FilePath) : IResourceAnnotation;

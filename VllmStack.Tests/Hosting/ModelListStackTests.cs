@@ -1,4 +1,6 @@
 using System.ClientModel;
+using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Aspire.Hosting;
 using Aspire.Hosting.Testing;
@@ -33,12 +35,24 @@ public sealed class ModelListStackTests
         using var betaEngine = new HttpClient { BaseAddress = app.GetEndpoint("engine-b-0", "http") };
         Assert.False(app.ResourceNotifications.TryGetCurrentState("engine", out _));
 
-        using var router = app.CreateHttpClientWithoutRetries("router");
-        var models = JsonNode.Parse(await router.GetStringAsync("v1/models", cts.Token))!["data"]!.AsArray();
-        Assert.Equal(["acme/Alpha-1B", "acme/Beta-1B", "alpha-sql"], models.Select(m => (string)m!["id"]!).Order());
-        Assert.Equal("acme/Alpha-1B", (string?)models.Single(m => (string)m!["id"]! == "alpha-sql")!["parent"]);
-        Assert.All(models.Where(m => (string)m!["id"]! != "alpha-sql"), m => Assert.Null(m!["parent"]));
+        // The router was started with the catalogue of the declared adapter, written before it started.
+        var routerArgs = ProcessTree.CommandLine(app.ProgramProcessId("router") ?? throw new InvalidOperationException("router is not running.")).Split(' ').ToList();
+        var catalogue = routerArgs[routerArgs.IndexOf("--lora-adapters-file") + 1];
+        Assert.Equal($$"""{"adapters":[{"name":"alpha-sql","base_model":"acme/Alpha-1B","source":{{JsonValue.Create(sqlAdapter).ToJsonString()}}}]}""",
+            JsonNode.Parse(await File.ReadAllTextAsync(catalogue, cts.Token))!.ToJsonString());
+        // The model with adapters runs engines that load and unload adapters at run time; the other one has no such routes.
+        // (vLLM answers these routes in plain text.)
+        async Task<HttpStatusCode> PostAsync(HttpClient engine, string path, object body)
+        {
+            using var response = await engine.PostAsJsonAsync(path, body, cts.Token);
+            return response.StatusCode;
+        }
+        var probe = new { lora_name = "probe", lora_path = adapters.Create("probe") };
+        Assert.Equal(HttpStatusCode.OK, await PostAsync(alphaEngine, "v1/load_lora_adapter", probe));
+        Assert.Equal(HttpStatusCode.OK, await PostAsync(alphaEngine, "v1/unload_lora_adapter", new { lora_name = "probe" }));
+        Assert.Equal(HttpStatusCode.NotFound, await PostAsync(betaEngine, "v1/load_lora_adapter", probe));
 
+        using var router = app.CreateHttpClientWithoutRetries("router");
         var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(router.BaseAddress!, "v1") });
         var sent = new Dictionary<string, int> { ["acme/Alpha-1B"] = 3, ["alpha-sql"] = 2, ["acme/Beta-1B"] = 4 };
         foreach (var (model, count) in sent)
@@ -50,6 +64,12 @@ public sealed class ModelListStackTests
                 Assert.Equal(model, completion.Value.Model);
             }
         }
+
+        // The router lists both models and the adapter, which its LoRA manager loaded for the requests above, with its parent.
+        var models = JsonNode.Parse(await router.GetStringAsync("v1/models", cts.Token))!["data"]!.AsArray();
+        Assert.Equal(["acme/Alpha-1B", "acme/Beta-1B", "alpha-sql"], models.Select(m => (string)m!["id"]!).Order());
+        Assert.Equal("acme/Alpha-1B", (string?)models.Single(m => (string)m!["id"]! == "alpha-sql")!["parent"]);
+        Assert.All(models.Where(m => (string)m!["id"]! != "alpha-sql"), m => Assert.Null(m!["parent"]));
 
         // Each engine served exactly its own model's requests (vLLM counts a request under the base model's name).
         var alpha = PrometheusTextParser.Parse(await alphaEngine.GetStringAsync("metrics", cts.Token));

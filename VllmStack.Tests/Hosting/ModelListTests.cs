@@ -40,6 +40,17 @@ public sealed class ModelListTests
     }
 
     [Fact]
+    public void An_adapters_base_model_is_the_model_it_is_declared_under()
+    {
+        var model = Assert.Single(Load(("Models:0:Name", "a/m"), ("Models:0:Adapters:0:Name", "sql"), ("Models:0:Adapters:0:Source", "/s"),
+            ("Models:0:Adapters:0:BaseModel", "a/m"), ("Models:0:Adapters:1:Name", "chat"), ("Models:0:Adapters:1:Source", "org/chat-lora")));
+        Assert.Equal([("sql", "/s", "a/m"), ("chat", "org/chat-lora", null)], model.Adapters.Select(a => (a.Name, a.Source, a.BaseModel)));
+        Assert.Contains("Models:1 (b/n): adapter 'sql' has BaseModel 'a/m' but is declared under model 'b/n'",
+            Error(("Models:0:Name", "a/m"), ("Models:1:Name", "b/n"), ("Models:1:Adapters:0:Name", "sql"), ("Models:1:Adapters:0:Source", "/s"),
+                ("Models:1:Adapters:0:BaseModel", "a/m")));
+    }
+
+    [Fact]
     public void A_bad_model_list_fails_at_start_up_naming_each_problem()
     {
         Assert.Contains("the list is empty", Error(("Models", "")));
@@ -50,7 +61,9 @@ public sealed class ModelListTests
         Assert.Contains("Autoscaling bounds 3..2", Error(("Models:0:Name", "a/m"), ("Models:0:Autoscaling:MinReplicas", "3"), ("Models:0:Autoscaling:MaxReplicas", "2")));
         Assert.Contains("Models:0 (no name): Name is required", Error(("Models:0:Replicas", "1")));
         Assert.Contains("Group 'Engine_A'", Error(("Models:0:Name", "a/m"), ("Models:0:Group", "Engine_A")));
-        Assert.Contains("needs a Name (without '=') and a Source", Error(("Models:0:Name", "a/m"), ("Models:0:Adapters:0:Name", "sql")));
+        Assert.Contains("needs a Name (without '=' or whitespace) and a Source", Error(("Models:0:Name", "a/m"), ("Models:0:Adapters:0:Name", "sql")));
+        Assert.Contains("adapter 'my sql' needs a Name (without '=' or whitespace)",
+            Error(("Models:0:Name", "a/m"), ("Models:0:Adapters:0:Name", "my sql"), ("Models:0:Adapters:0:Source", "/s")));
         Assert.Contains("adapter 'sql' is declared 2 times", Error(("Models:0:Name", "a/m"), ("Models:0:Adapters:0:Name", "sql"), ("Models:0:Adapters:0:Source", "/s"),
             ("Models:1:Name", "b/n"), ("Models:1:Adapters:0:Name", "sql"), ("Models:1:Adapters:0:Source", "/t")));
         Assert.Contains("MaxLoras is set but the model has no Adapters", Error(("Models:0:Name", "a/m"), ("Models:0:MaxLoras", "2")));

@@ -33,6 +33,10 @@ public sealed partial class KubernetesPublisherTests(PublishedManifests publishe
         Assert.All(published.Objects.Where(o => Kind(o) != "Namespace"), o => Assert.Equal("llm", (string?)o["metadata"]!["namespace"]));
         Assert.DoesNotContain(published.Objects, o => Kind(o) is "ClusterRole" or "ClusterRoleBinding");
         Assert.Contains("kubectl apply -k", published.PublishOutput);
+        // No model has LoRA adapters: no catalogue, and the router is not told of one.
+        Assert.DoesNotContain(published.OfKind("ConfigMap"), c => Name(c).Contains("lora", StringComparison.Ordinal));
+        Assert.DoesNotContain(Args(published.Get("Deployment", "router")), a => a.StartsWith("--lora", StringComparison.Ordinal));
+        Assert.DoesNotContain("--enable-lora", Args(published.Get("Deployment", "engine")));
     }
 
     [Fact]
@@ -308,18 +312,6 @@ public sealed partial class KubernetesPublisherTests(PublishedManifests publishe
 
     private static JsonObject PodLabels(JsonObject workload) => workload["spec"]!["template"]!["metadata"]!["labels"]!.AsObject();
 
-    private static IEnumerable<JsonObject> Containers(JsonObject workload) =>
-        workload["spec"]!["template"]!["spec"]!["containers"]!.AsArray().Select(c => c!.AsObject());
-
-    private static List<string> Args(JsonObject workload) => [.. Containers(workload).Single()["args"]!.AsArray().Select(a => (string)a!)];
-
-    private static string ArgAfter(List<string> args, string flag)
-    {
-        var index = args.IndexOf(flag);
-        Assert.True(index >= 0 && index + 1 < args.Count, $"{flag} missing from {string.Join(' ', args)}");
-        return args[index + 1];
-    }
-
     private static bool Matches(JsonObject selector, JsonObject labels) => selector.All(s => (string?)labels[s.Key] == (string?)s.Value);
 
     private static string? EnvValue(JsonObject container, string name) =>
@@ -328,13 +320,7 @@ public sealed partial class KubernetesPublisherTests(PublishedManifests publishe
     private static string? SecretKeyOf(JsonObject container, string name) =>
         (string?)container["env"]!.AsArray().SingleOrDefault(e => (string)e!["name"]! == name)?["valueFrom"]?["secretKeyRef"]?["key"];
 
-    /// <summary>A setting of the resource's ConfigMap (the one its container reads with envFrom).</summary>
-    private string ConfigValue(string resource, string key)
-    {
-        var container = Containers(published.Get("Deployment", resource)).Single();
-        var map = (string)container["envFrom"]![0]!["configMapRef"]!["name"]!;
-        return (string?)published.Get("ConfigMap", map)["data"]![key] ?? throw new Xunit.Sdk.XunitException($"{map} has no {key}");
-    }
+    private string ConfigValue(string resource, string key) => published.ConfigValue(resource, key) ?? throw new Xunit.Sdk.XunitException($"{resource}'s ConfigMap has no {key}");
 
     [GeneratedRegex("(?i)token|key|password|secret")]
     private static partial Regex SecretName();

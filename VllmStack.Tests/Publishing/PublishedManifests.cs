@@ -10,7 +10,7 @@ namespace VllmStack.Tests.Publishing;
 /// runs) into a temporary folder, and what <c>kubectl kustomize</c> makes of it: the objects as JSON (YAML scalars stay
 /// strings, so compare numbers as text).
 /// </summary>
-public sealed class PublishedManifests : IAsyncLifetime
+public class PublishedManifests : IAsyncLifetime
 {
     // Values of the secret parameters given to publish: they must appear in no file it writes.
     public const string HfTokenSentinel = "hf_SENTINELtokenVALUE123";
@@ -31,14 +31,17 @@ public sealed class PublishedManifests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var (code, output) = await PublishAsync(["--output-path", Output, "--Kubernetes:ServiceMonitors=true", "--Kubernetes:Namespace=llm",
-            "--Kubernetes:Registry=registry.example.com/acme", "--Kubernetes:ImageTag=1.2.3",
-            $"--Parameters:model={Model}", $"--Parameters:hf-token={HfTokenSentinel}", $"--Parameters:engine-api-key={ApiKeySentinel}"]);
+        var (code, output) = await PublishAsync(["--output-path", Output, .. Arguments()]);
         PublishOutput = output;
         Assert.True(code == 0, $"publish exited {code}:\n{output}");
         Yaml = await KustomizeAsync(Output);
         Objects = ParseYaml(Yaml);
     }
+
+    /// <summary>What publish is given besides the output folder.</summary>
+    protected virtual IEnumerable<string> Arguments() => ["--Kubernetes:ServiceMonitors=true", "--Kubernetes:Namespace=llm",
+        "--Kubernetes:Registry=registry.example.com/acme", "--Kubernetes:ImageTag=1.2.3",
+        $"--Parameters:model={Model}", $"--Parameters:hf-token={HfTokenSentinel}", $"--Parameters:engine-api-key={ApiKeySentinel}"];
 
     public Task DisposeAsync()
     {
@@ -53,6 +56,26 @@ public sealed class PublishedManifests : IAsyncLifetime
 
     public JsonObject Get(string kind, string name) =>
         OfKind(kind).SingleOrDefault(o => Name(o) == name) ?? throw new Xunit.Sdk.XunitException($"no {kind} named {name}; have: {string.Join(", ", Objects.Select(o => $"{Kind(o)}/{Name(o)}"))}");
+
+    /// <summary>A setting of the resource's ConfigMap (the one its container reads with envFrom), or null.</summary>
+    public string? ConfigValue(string resource, string key)
+    {
+        var container = Containers(Get("Deployment", resource)).Single();
+        var map = (string)container["envFrom"]![0]!["configMapRef"]!["name"]!;
+        return (string?)Get("ConfigMap", map)["data"]![key];
+    }
+
+    public static IEnumerable<JsonObject> Containers(JsonObject workload) =>
+        workload["spec"]!["template"]!["spec"]!["containers"]!.AsArray().Select(c => c!.AsObject());
+
+    public static List<string> Args(JsonObject workload) => [.. Containers(workload).Single()["args"]!.AsArray().Select(a => (string)a!)];
+
+    public static string ArgAfter(List<string> args, string flag)
+    {
+        var index = args.IndexOf(flag);
+        Assert.True(index >= 0 && index + 1 < args.Count, $"{flag} missing from {string.Join(' ', args)}");
+        return args[index + 1];
+    }
 
     public static string Kind(JsonNode o) => (string)o["kind"]!;
 
