@@ -14,7 +14,7 @@ internal static class GrafanaDashboard
 
     /// <summary>
     /// The panels the Production Stack's dashboard has (available engines, request latency, TTFT distribution, running and
-    /// waiting requests, KV usage, KV hit rate, QPS), plus the router's own overhead, its admission queue, stream migrations and the autoscaler's replicas. Engine
+    /// waiting requests, KV usage, KV hit rate, QPS), plus the router's own overhead, its admission queue, stream migrations, LoRA adapter loads and the autoscaler's replicas. Engine
     /// series are told from the router's copies of them by <c>model_name</c>, which only the engines' carry.
     /// </summary>
     public static string Json()
@@ -91,6 +91,16 @@ internal static class GrafanaDashboard
             ("Migration delay", "timeseries", "s", [
                 ("histogram_quantile(0.5, sum by (le) (rate(vllmstack:router_migration_delay_seconds_bucket[5m])))", "p50"),
                 ("histogram_quantile(0.99, sum by (le) (rate(vllmstack:router_migration_delay_seconds_bucket[5m])))", "p99")]));
+        Row(
+            ("LoRA adapter loads and unloads", "timeseries", "ops", [
+                ("sum by (reason, outcome) (rate(vllmstack:router_lora_adapter_loads_total[5m]))", "load {{reason}} {{outcome}}"),
+                ("sum by (reason) (rate(vllmstack:router_lora_adapter_unloads_total[5m]))", "unload {{reason}}")]),
+            ("LoRA adapter load time", "timeseries", "s", [
+                ("histogram_quantile(0.5, sum by (le) (rate(vllmstack:router_lora_adapter_load_duration_seconds_bucket[5m])))", "p50"),
+                ("histogram_quantile(0.99, sum by (le) (rate(vllmstack:router_lora_adapter_load_duration_seconds_bucket[5m])))", "p99")]),
+            ("Requests per LoRA adapter (top 10)", "timeseries", "reqps", [
+                ("topk(10, sum by (adapter) (rate(vllmstack:router_lora_requests_total[5m])))", "{{adapter}}"),
+                ("sum(rate(vllmstack:router_lora_load_waits_total[5m]))", "waited for a load")]));
 
         var dashboard = new JsonObject
         {

@@ -108,9 +108,8 @@ public sealed class LoraStackTests(ITestOutputHelper output)
                 kept = [.. (await LoadedAdaptersAsync(engines[victim], cts.Token)).Select(l => l.Name)];
             }
             Assert.NotEmpty(kept);
-            // The router judges a placement lost only once it has settled (two model refreshes and a control call: 12 s by
-            // default; a younger one may simply not show in /v1/models yet): restart an engine whose adapters have.
-            await Task.Delay(TimeSpan.FromSeconds(13), cts.Token);
+            // At once: placements too young for the router to judge (one model refresh and a control call) are restored once
+            // they are old enough.
             var pid = app.ProgramProcessId(victim) ?? throw new InvalidOperationException($"{victim} is not running.");
             using (var process = System.Diagnostics.Process.GetProcessById(pid))
             {
