@@ -65,7 +65,7 @@ public sealed class ProxyEndpoint(
         // An adapter of the catalogue runs on its base model's engines, wherever the manager loads it (Lora/).
         var adapter = loraCatalog.TryGet(model, out var known) ? known : null;
         var baseModel = adapter?.BaseModel ?? model;
-        var serving = registry.Engines.Where(e => e.Serves(baseModel) && (adapter is not null || e.Serves(model))).ToList();
+        var serving = registry.Engines.Where(e => e.Serves(baseModel)).ToList();
         if (serving.Count == 0)
         {
             await RejectUnservedAsync(context, baseModel, adapter);

@@ -35,6 +35,9 @@ public sealed record LoraLoadError(string Code, string Message, TimeSpan RetryAf
 /// </summary>
 public sealed partial class LoraAdapterManager : BackgroundService
 {
+    /// <summary>How long a just-loaded adapter is kept from being unloaded for another (its waiting requests are on their way).</summary>
+    private static readonly TimeSpan JustLoaded = TimeSpan.FromSeconds(1);
+
     private readonly EngineRegistry _registry;
     private readonly LoraCatalog _catalog;
     private readonly EngineControlClient _client;
@@ -237,15 +240,18 @@ public sealed partial class LoraAdapterManager : BackgroundService
 
     /// <summary>
     /// The adapter a full engine would unload for <paramref name="incoming"/>: the least recently used one, preferring those
-    /// without requests in flight; only adapters of the catalogue (those started with the engine, <c>--lora-modules</c>, stay).
+    /// without requests in flight and not just loaded (the requests that waited for that load may not have reached the engine
+    /// yet); only adapters of the catalogue (those started with the engine, <c>--lora-modules</c>, stay).
     /// </summary>
     private (string Name, long LastUsed)? Victim(Engine engine, string incoming)
     {
         var state = StateOf(engine.Url);
+        var fresh = DateTimeOffset.UtcNow - JustLoaded;
         lock (state)
         {
             return engine.Adapters.Where(a => a != incoming && _catalog.Adapters.ContainsKey(a))
-                .Select(a => (Name: a, LastUsed: state.LastUsed.GetValueOrDefault(a), Busy: state.InFlight.ContainsKey(a)))
+                .Select(a => (Name: a, LastUsed: state.LastUsed.GetValueOrDefault(a),
+                    Busy: state.InFlight.ContainsKey(a) || (state.Placed.TryGetValue(a, out var placed) && placed > fresh)))
                 .OrderBy(a => a.Busy ? 1 : 0)
                 .ThenBy(a => a.LastUsed)
                 .Select(a => ((string, long)?)(a.Name, a.Busy ? long.MaxValue - 1 : a.LastUsed))
@@ -371,16 +377,22 @@ public sealed partial class LoraAdapterManager : BackgroundService
 
     private async Task<bool> UnloadAsync(Engine engine, string adapter, string reason, CancellationToken cancellationToken)
     {
+        // Out of routing first: a request routed here while the unload is under way would meet a 404.
+        var info = engine.ModelInfos.FirstOrDefault(m => m.Id == adapter);
+        engine.RemoveModel(adapter);
         var body = JsonSerializer.Serialize(new Dictionary<string, string> { ["lora_name"] = adapter });
         var (status, answer) = await _client.PostJsonAsync(engine.Url, "v1/unload_lora_adapter", body,
             TimeSpan.FromSeconds(_options.EngineCallTimeout), cancellationToken).ConfigureAwait(false);
         // 404: the engine no longer has it (restarted, or another router unloaded it) — the slot is free either way.
         if (status is not (>= 200 and < 300 or 404))
         {
+            if (info is not null)
+            {
+                engine.AddModel(info); // still loaded there: routable again
+            }
             LogUnloadFailed(adapter, engine.Name, status == 0 ? answer : $"{status}: {EngineMessage(answer)}");
             return false;
         }
-        engine.RemoveModel(adapter);
         var state = StateOf(engine.Url);
         lock (state)
         {

@@ -108,6 +108,8 @@ public sealed class LoraManagerTests : IDisposable
             {
                 Assert.Equal(200, await CompleteAsync(router, $"lora-{i}"));
             }
+            // Past the second in which a just-loaded adapter is kept for the requests that waited for it.
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
             // lora-3 is now the one idle longest, wherever it is; the others were just used.
             foreach (var name in new[] { "lora-0", "lora-1", "lora-2" })
             {
