@@ -12,7 +12,11 @@ public sealed class LoraCatalog : BackgroundService
     private readonly ILogger<LoraCatalog> _logger;
     private readonly SemaphoreSlim _writing = new(1, 1);
     private IReadOnlyDictionary<string, LoraAdapter> _adapters = new Dictionary<string, LoraAdapter>(StringComparer.Ordinal);
-    private string? _lastText;
+    /// <summary>
+    /// The file's content when last read: only a change of the file is applied. Not what this router last applied — with
+    /// the ConfigMap store, the mounted file shows an admin change a minute later, and until then it must not undo it.
+    /// </summary>
+    private string? _lastFileText;
 
     /// <exception cref="FormatException">The catalogue file exists but is not a valid catalogue (start-up fails with the reason).</exception>
     public LoraCatalog(LoraOptions options, ILoraCatalogStore store, ILogger<LoraCatalog> logger)
@@ -22,7 +26,8 @@ public sealed class LoraCatalog : BackgroundService
         _store = store;
         if (options.AdaptersFile is { Length: > 0 } path && File.Exists(path))
         {
-            Apply(File.ReadAllText(path));
+            _lastFileText = File.ReadAllText(path);
+            Apply(_lastFileText);
         }
     }
 
@@ -106,14 +111,14 @@ public sealed class LoraCatalog : BackgroundService
             await _writing.WaitAsync(stoppingToken).ConfigureAwait(false);
             try
             {
-                if (text != Volatile.Read(ref _lastText))
+                if (text != _lastFileText)
                 {
+                    _lastFileText = text;
                     Apply(text);
                 }
             }
             catch (FormatException e)
             {
-                Volatile.Write(ref _lastText, text);
                 _logger.LogError("The adapter catalogue {Path} is not valid ({Reason}); the previous one stays in force", path, e.Message);
             }
             finally
@@ -128,7 +133,6 @@ public sealed class LoraCatalog : BackgroundService
         var parsed = LoraCatalogJson.Parse(text).ToDictionary(a => a.Name, StringComparer.Ordinal);
         var before = Adapters;
         Volatile.Write(ref _adapters, parsed);
-        Volatile.Write(ref _lastText, text);
         var removed = before.Values.Where(a => !parsed.TryGetValue(a.Name, out var now) || !now.SameAs(a)).ToList();
         var added = parsed.Values.Where(a => !before.TryGetValue(a.Name, out var then) || !then.SameAs(a)).ToList();
         if (removed.Count > 0 || added.Count > 0)

@@ -121,6 +121,41 @@ public sealed class LoraCatalogTests : IDisposable
     }
 
     [Fact]
+    public async Task An_admin_change_stored_in_a_configmap_is_not_undone_while_the_mounted_file_still_shows_the_old_catalogue()
+    {
+        var path = Path.Combine(_folder, "mounted.json");
+        File.WriteAllText(path, LoraCatalogJson.Serialize([new LoraAdapter("declared", "m", "/d")]));
+        // As the ConfigMap store: the change goes elsewhere, and the mounted file shows it only when the kubelet syncs.
+        var store = new LaggingStore();
+        using var catalog = new LoraCatalog(new LoraOptions { AdaptersFile = path }, store, NullLogger<LoraCatalog>.Instance);
+        await catalog.StartAsync(CancellationToken.None);
+        try
+        {
+            Assert.True(await catalog.AddAsync(new LoraAdapter("added", "m", "/a", Runtime: true), CancellationToken.None));
+            await Task.Delay(TimeSpan.FromSeconds(4.5)); // two polls of the unchanged file
+            Assert.Equal(["added", "declared"], catalog.Adapters.Keys.Order());
+            File.WriteAllText(path, store.Saved!); // the kubelet syncs
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+            Assert.Equal(["added", "declared"], catalog.Adapters.Keys.Order());
+        }
+        finally
+        {
+            await catalog.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private sealed class LaggingStore : ILoraCatalogStore
+    {
+        public string? Saved { get; private set; }
+
+        public Task SaveAsync(string json, CancellationToken cancellationToken)
+        {
+            Saved = json;
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
     public void A_catalogue_file_that_is_not_valid_stops_the_start_with_its_reason()
     {
         var path = Path.Combine(_folder, "bad.json");
