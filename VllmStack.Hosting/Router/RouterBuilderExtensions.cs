@@ -104,7 +104,7 @@ public static class RouterBuilderExtensions
                 async cancellationToken => served.ServesLoraAdapters
                     ? await LoraAdapterCatalogue.RenderAsync(served.Groups, cancellationToken).ConfigureAwait(false)
                     : null,
-                ["get", "patch"]);
+                ["get", "update"]);
             router.WithAnnotation(file);
             path = file.MountedPath;
         }

@@ -43,50 +43,48 @@ public sealed class LoraCatalog : BackgroundService
     /// <exception cref="LoraCatalogStoreException">The change could not be stored; nothing changed.</exception>
     public async Task<bool> AddAsync(LoraAdapter adapter, CancellationToken cancellationToken)
     {
-        await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        var added = false;
+        await ChangeAsync(stored =>
         {
-            if (Adapters.TryGetValue(adapter.Name, out var existing))
+            added = false;
+            if (stored.FirstOrDefault(a => a.Name == adapter.Name) is { } existing)
             {
                 return existing.SameAs(adapter)
-                    ? false
+                    ? stored
                     : throw new InvalidOperationException(
                         $"An adapter named '{adapter.Name}' already exists (base model '{existing.BaseModel}', source '{existing.Source}'); remove it first.");
             }
-            await ReplaceAsync([.. Adapters.Values, adapter], cancellationToken).ConfigureAwait(false);
-            return true;
-        }
-        finally
-        {
-            _writing.Release();
-        }
+            added = true;
+            return [.. stored, adapter];
+        }, cancellationToken).ConfigureAwait(false);
+        return added;
     }
 
     /// <summary>Removes an adapter (the admin API); returns it, or null when there is none of that name.</summary>
     /// <exception cref="LoraCatalogStoreException">The change could not be stored; nothing changed.</exception>
     public async Task<LoraAdapter?> RemoveAsync(string name, CancellationToken cancellationToken)
     {
+        LoraAdapter? removed = null;
+        await ChangeAsync(stored =>
+        {
+            removed = stored.FirstOrDefault(a => a.Name == name);
+            return removed is null ? stored : [.. stored.Where(a => a.Name != name)];
+        }, cancellationToken).ConfigureAwait(false);
+        return removed;
+    }
+
+    private async Task ChangeAsync(Func<IReadOnlyList<LoraAdapter>, IReadOnlyList<LoraAdapter>> change, CancellationToken cancellationToken)
+    {
         await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (!Adapters.TryGetValue(name, out var existing))
-            {
-                return null;
-            }
-            await ReplaceAsync([.. Adapters.Values.Where(a => a.Name != name)], cancellationToken).ConfigureAwait(false);
-            return existing;
+            var next = await _store.UpdateAsync([.. Adapters.Values], change, cancellationToken).ConfigureAwait(false);
+            Apply(LoraCatalogJson.Serialize(next));
         }
         finally
         {
             _writing.Release();
         }
-    }
-
-    private async Task ReplaceAsync(IReadOnlyList<LoraAdapter> adapters, CancellationToken cancellationToken)
-    {
-        var text = LoraCatalogJson.Serialize(adapters);
-        await _store.SaveAsync(text, cancellationToken).ConfigureAwait(false);
-        Apply(text);
     }
 
     /// <summary>Polls the file: a changed, valid catalogue replaces the current one; an invalid one is logged and ignored.</summary>

@@ -59,7 +59,7 @@ public sealed class LoraPublishTests(LoraPublishedManifests published) : IClassF
     public void The_routers_role_adds_get_and_patch_on_the_catalogue_configmap_only()
     {
         Assert.Equal("""
-            [{"apiGroups":[""],"resources":["pods"],"verbs":["get","list","watch"]},{"apiGroups":[""],"resourceNames":["router-lora-adapters"],"resources":["configmaps"],"verbs":["get","patch"]}]
+            [{"apiGroups":[""],"resources":["pods"],"verbs":["get","list","watch"]},{"apiGroups":[""],"resourceNames":["router-lora-adapters"],"resources":["configmaps"],"verbs":["get","update"]}]
             """, published.Get("Role", "router")["rules"]!.ToJsonString());
         Assert.Equal("true", (string?)published.Get("Deployment", "router")["spec"]!["template"]!["spec"]!["automountServiceAccountToken"]);
     }

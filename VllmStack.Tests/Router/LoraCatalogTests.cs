@@ -148,10 +148,12 @@ public sealed class LoraCatalogTests : IDisposable
     {
         public string? Saved { get; private set; }
 
-        public Task SaveAsync(string json, CancellationToken cancellationToken)
+        public Task<IReadOnlyList<LoraAdapter>> UpdateAsync(IReadOnlyList<LoraAdapter> current,
+            Func<IReadOnlyList<LoraAdapter>, IReadOnlyList<LoraAdapter>> change, CancellationToken cancellationToken)
         {
-            Saved = json;
-            return Task.CompletedTask;
+            var next = change(Saved is null ? current : LoraCatalogJson.Parse(Saved));
+            Saved = LoraCatalogJson.Serialize(next);
+            return Task.FromResult(next);
         }
     }
 
@@ -166,63 +168,110 @@ public sealed class LoraCatalogTests : IDisposable
     }
 
     [Fact]
-    public async Task The_configmap_store_merge_patches_the_configmap_and_reports_a_refusal_with_the_api_servers_reason()
+    public async Task The_configmap_store_changes_the_configmap_without_losing_a_concurrent_change_and_reports_a_refusal()
     {
-        await using var api = await FakeConfigMapApi.StartAsync();
+        await using var api = await FakeConfigMapApi.StartAsync(LoraCatalogJson.Serialize([new LoraAdapter("declared", "m", "/d")]));
         var cluster = new KubernetesDiscoveryOptions { ApiServer = api.Address, Namespace = "serving", TokenPath = "", RequestTimeout = TimeSpan.FromSeconds(5) };
-        using var store = new LoraCatalogConfigMapStore("router-lora-adapters", cluster, NullLogger<LoraCatalogConfigMapStore>.Instance);
-        var json = LoraCatalogJson.Serialize([new LoraAdapter("a", "m", "/a", Runtime: true)]);
+        using var one = new LoraCatalogConfigMapStore("router-lora-adapters", cluster, NullLogger<LoraCatalogConfigMapStore>.Instance);
+        using var other = new LoraCatalogConfigMapStore("router-lora-adapters", cluster, NullLogger<LoraCatalogConfigMapStore>.Instance);
 
-        await store.SaveAsync(json, CancellationToken.None);
-        var (path, contentType, body) = Assert.Single(api.Patches);
-        Assert.Equal("/api/v1/namespaces/serving/configmaps/router-lora-adapters", path);
-        Assert.StartsWith("application/merge-patch+json", contentType);
-        Assert.Equal(json, JsonNode.Parse(body)!["data"]![LoraCatalogConfigMapStore.Key]!.GetValue<string>());
+        // Two routers add an adapter each while the other's change lands between its read and its write.
+        api.ChangeBeforeNextReplace = () => other.UpdateAsync([], stored => [.. stored, new LoraAdapter("b", "m", "/b", Runtime: true)], CancellationToken.None);
+        var result = await one.UpdateAsync([], stored => [.. stored, new LoraAdapter("a", "m", "/a", Runtime: true)], CancellationToken.None);
+        Assert.Equal(["a", "b", "declared"], result.Select(a => a.Name).Order());
+        Assert.Equal(["a", "b", "declared"], LoraCatalogJson.Parse(api.Stored).Select(a => a.Name).Order());
+        Assert.True(api.Conflicts >= 1);
 
         api.Refuse = true;
-        var error = await Assert.ThrowsAsync<LoraCatalogStoreException>(() => store.SaveAsync(json, CancellationToken.None));
+        var error = await Assert.ThrowsAsync<LoraCatalogStoreException>(() => one.UpdateAsync([], stored => stored, CancellationToken.None));
         Assert.Contains("403", error.Message);
-        Assert.Contains("cannot patch resource", error.Message);
+        Assert.Contains("cannot update resource", error.Message);
     }
 
+    /// <summary>The API server's ConfigMap read and replace, with <c>resourceVersion</c> checked as the API server does (409 when stale).</summary>
     private sealed class FakeConfigMapApi : IAsyncDisposable
     {
+        private readonly Lock _lock = new();
         private WebApplication _app = null!;
+        private int _version = 1;
 
         public Uri Address { get; private set; } = null!;
 
-        public ConcurrentQueue<(string Path, string ContentType, string Body)> Patches { get; } = new();
+        public string Stored { get; private set; } = "";
+
+        public int Conflicts { get; private set; }
 
         public volatile bool Refuse;
 
-        public static async Task<FakeConfigMapApi> StartAsync()
+        /// <summary>Run once, before the next replace is answered: another writer's whole change.</summary>
+        public Func<Task>? ChangeBeforeNextReplace { get; set; }
+
+        public static async Task<FakeConfigMapApi> StartAsync(string initial)
         {
-            var api = new FakeConfigMapApi();
+            var api = new FakeConfigMapApi { Stored = initial };
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
             builder.WebHost.UseUrls("http://127.0.0.1:0");
             api._app = builder.Build();
-            api._app.MapPatch("/api/v1/namespaces/{ns}/configmaps/{name}", async (HttpContext context, string ns, string name) =>
+            const string route = "/api/v1/namespaces/{ns}/configmaps/{name}";
+            api._app.MapGet(route, (HttpContext context, string ns, string name) => api.WriteAsync(context, ns, name));
+            api._app.MapPut(route, async (HttpContext context, string ns, string name) =>
             {
-                context.Response.ContentType = "application/json";
                 if (api.Refuse)
                 {
                     context.Response.StatusCode = 403;
-                    await context.Response.WriteAsync($$"""{"kind":"Status","apiVersion":"v1","status":"Failure","message":"configmaps \"{{name}}\" is forbidden: User \"system:serviceaccount:{{ns}}:router\" cannot patch resource \"configmaps\"","reason":"Forbidden","code":403}""");
+                    context.Response.ContentType = "application/json";
+                    await context.Response.WriteAsync(new JsonObject
+                    {
+                        ["kind"] = "Status", ["apiVersion"] = "v1", ["status"] = "Failure", ["reason"] = "Forbidden", ["code"] = 403,
+                        ["message"] = $"configmaps \"{name}\" is forbidden: User \"system:serviceaccount:{ns}:router\" cannot update resource \"configmaps\"",
+                    }.ToJsonString());
                     return;
                 }
-                var body = await new StreamReader(context.Request.Body).ReadToEndAsync();
-                api.Patches.Enqueue((context.Request.Path, context.Request.ContentType ?? "", body));
-                await context.Response.WriteAsync(new JsonObject
+                var body = JsonNode.Parse(await new StreamReader(context.Request.Body).ReadToEndAsync())!;
+                if (Interlocked.Exchange(ref api._pending, null) is { } other)
                 {
-                    ["kind"] = "ConfigMap", ["apiVersion"] = "v1",
-                    ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = ns },
-                    ["data"] = new JsonObject(),
-                }.ToJsonString());
+                    await other();
+                }
+                lock (api._lock)
+                {
+                    if (body["metadata"]?["resourceVersion"]?.GetValue<string>() != api._version.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    {
+                        api.Conflicts++;
+                        context.Response.StatusCode = 409;
+                        return;
+                    }
+                    api.Stored = body["data"]![LoraCatalogConfigMapStore.Key]!.GetValue<string>();
+                    api._version++;
+                }
+                await api.WriteAsync(context, ns, name);
             });
             await api._app.StartAsync();
             api.Address = new Uri(api._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
             return api;
+        }
+
+        private Func<Task>? _pending;
+
+        private Task WriteAsync(HttpContext context, string ns, string name)
+        {
+            if (ChangeBeforeNextReplace is { } change)
+            {
+                ChangeBeforeNextReplace = null;
+                _pending = change;
+            }
+            string json;
+            lock (_lock)
+            {
+                json = new JsonObject
+                {
+                    ["kind"] = "ConfigMap", ["apiVersion"] = "v1",
+                    ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = ns, ["resourceVersion"] = _version.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                    ["data"] = new JsonObject { [LoraCatalogConfigMapStore.Key] = Stored },
+                }.ToJsonString();
+            }
+            context.Response.ContentType = "application/json";
+            return context.Response.WriteAsync(json);
         }
 
         public async ValueTask DisposeAsync() => await _app.DisposeAsync();
