@@ -118,7 +118,11 @@ public static class RouterBuilderExtensions
                     return;
                 }
                 AtomicFile.Write(path, await LoraAdapterCatalogue.RenderAsync(served.Groups, cancellationToken).ConfigureAwait(false));
-                e.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(() => File.Delete(path));
+                e.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(() =>
+                {
+                    File.Delete(path);
+                    File.Delete(path + ".lock"); // the routers' lock file for admin changes (VllmStack.Router/Lora/LoraCatalogStore.cs)
+                });
             });
         }
         router.WithArgs(context =>

@@ -57,7 +57,8 @@ public sealed class LoraCatalogFileStore(string path) : ILoraCatalogStore
         {
             try
             {
-                return new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+                // Not deleted on close: a waiter could then lock the deleted file while a third process locks a new one.
+                return new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
             }
             catch (IOException) when (attempt < 200)
             {
