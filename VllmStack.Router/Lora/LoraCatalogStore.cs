@@ -29,7 +29,14 @@ public sealed class LoraCatalogFileStore(string path) : ILoraCatalogStore
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            File.Delete(temporary);
+            try
+            {
+                File.Delete(temporary);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // Its folder is gone too (the reason the write failed): nothing was left behind.
+            }
             throw new LoraCatalogStoreException($"the adapter catalogue {path} could not be written: {e.Message}", e);
         }
     }
