@@ -266,6 +266,29 @@ public sealed class LoraManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task When_the_only_engine_holding_an_adapter_dies_a_request_for_it_is_placed_on_another_engine()
+    {
+        var catalogue = Catalogue(1);
+        // Probes far apart: the router learns of the death from the request itself, not from a probe.
+        var (engines, router) = await StartAsync(2, catalogue, null, "--Router:HealthProbeInterval=30");
+        try
+        {
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            var holder = (await AdaptersAsync(router)).Single()!["engines"]!.AsArray().Single()!.GetValue<string>();
+            var dead = engines.Single(e => holder.StartsWith(e.BaseUrl.ToString().TrimEnd('/'), StringComparison.Ordinal));
+            dead.Kill();
+
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            var other = engines.Single(e => e != dead).BaseUrl.ToString().TrimEnd('/');
+            Assert.Contains((await AdaptersAsync(router)).Single()!["engines"]!.AsArray(), e => e!.GetValue<string>().StartsWith(other, StringComparison.Ordinal));
+        }
+        finally
+        {
+            await RoutedEngines.StopAsync(engines, router);
+        }
+    }
+
+    [Fact]
     public async Task A_catalogue_file_changed_on_disk_is_picked_up_without_a_restart()
     {
         var catalogue = Catalogue(1);
