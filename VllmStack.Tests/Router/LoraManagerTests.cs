@@ -281,6 +281,10 @@ public sealed class LoraManagerTests : IDisposable
             Assert.Equal(200, await CompleteAsync(router, "lora-0"));
             var other = engines.Single(e => e != dead).BaseUrl.ToString().TrimEnd('/');
             Assert.Contains((await AdaptersAsync(router)).Single()!["engines"]!.AsArray(), e => e!.GetValue<string>().StartsWith(other, StringComparison.Ordinal));
+            // The dead engine failed a request of the adapter: ejected, judged among the engines of the base model (two, of
+            // which one may be ejected), not among the adapter's holders (one, of which none may be).
+            var listed = JsonNode.Parse(await router.Http.GetStringAsync("engines"))!["engines"]!.AsArray();
+            Assert.Equal("ejected", listed.Single(e => e!["url"]!.GetValue<string>() == holder)!["health"]!.GetValue<string>());
         }
         finally
         {
