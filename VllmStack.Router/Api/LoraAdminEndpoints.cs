@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using VllmStack.Router.Engines;
+using VllmStack.Router.Forwarding;
 using VllmStack.Router.Lora;
 using VllmStack.Router.Stats;
 
@@ -40,7 +42,8 @@ public static class LoraAdminEndpoints
                 w.WriteEndObject();
             }));
         app.MapPost(Path, AddAsync);
-        app.MapDelete(Path + "/{name}", RemoveAsync);
+        // A catch-all, so that a name with '/' (a Hugging Face style `org/name`) can be deleted as it is spelled.
+        app.MapDelete(Path + "/{**name}", RemoveAsync);
     }
 
     private static async Task AddAsync(HttpContext context, LoraCatalog catalog, EngineRegistry registry, ModelDemand demand)
@@ -55,9 +58,14 @@ public static class LoraAdminEndpoints
             await ErrorResponses.WriteAsync(context, 400, e.Message);
             return;
         }
+        catch (ClientRequestException e)
+        {
+            await ErrorResponses.WriteAsync(context, e.Status, e.Message, e.Param);
+            return;
+        }
         if (LoraCatalogJson.Problem(adapter) is { } problem)
         {
-            await ErrorResponses.WriteAsync(context, 400, problem, adapter.Name.Length == 0 ? "name" : adapter.BaseModel.Length == 0 ? "base_model" : "source");
+            await ErrorResponses.WriteAsync(context, 400, problem, LoraCatalogJson.ProblemField(adapter));
             return;
         }
         var baseModels = registry.Engines.SelectMany(e => e.ModelInfos).Where(m => m.Parent is null).Select(m => m.Id).ToHashSet(StringComparer.Ordinal);
@@ -87,7 +95,8 @@ public static class LoraAdminEndpoints
             await ErrorResponses.WriteAsync(context, 503, $"The adapter was not added: {e.Message}", retryAfter: TimeSpan.FromSeconds(5));
             return;
         }
-        catalog.TryGet(adapter.Name, out var stored);
+        // A DELETE of the same name may have come in between: answer with what was added.
+        var stored = catalog.TryGet(adapter.Name, out var now) ? now : adapter with { Runtime = true };
         await WriteAsync(context, added ? 201 : 200, w => WriteAdapter(w, stored, registry));
     }
 
@@ -117,34 +126,32 @@ public static class LoraAdminEndpoints
         });
     }
 
+    /// <exception cref="ClientRequestException">The body is too large (413, read no further than the limit) or broken off.</exception>
+    /// <exception cref="FormatException">The body is not an adapter's JSON.</exception>
     private static async Task<LoraAdapter> ReadAsync(HttpContext context)
     {
-        if (context.Request.ContentLength > MaxBodyBytes)
-        {
-            throw new FormatException($"The body is larger than {MaxBodyBytes} bytes.");
-        }
-        using var buffer = new MemoryStream();
-        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
-        if (buffer.Length > MaxBodyBytes)
-        {
-            throw new FormatException($"The body is larger than {MaxBodyBytes} bytes.");
-        }
+        RequestChecks.RequireDeclaredLengthWithin(context.Request, MaxBodyBytes);
+        var (buffer, length) = await JsonRequestReader.ReadBodyAsync(context.Request, MaxBodyBytes, context.RequestAborted);
         try
         {
-            using var document = JsonDocument.Parse(buffer.ToArray());
+            using var document = JsonDocument.Parse(buffer.AsMemory(0, length));
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
                 throw new FormatException("The body must be a JSON object {\"name\",\"base_model\",\"source\"}.");
             }
             string Text(string field) => root.TryGetProperty(field, out var value)
-                ? value.ValueKind == JsonValueKind.String ? value.GetString()!.Trim() : throw new FormatException($"'{field}' must be a string.")
+                ? value.ValueKind == JsonValueKind.String ? LoraCatalogJson.TextOf(value, field) : throw new FormatException($"'{field}' must be a string.")
                 : "";
             return new LoraAdapter(Text("name"), Text("base_model"), Text("source"));
         }
         catch (JsonException e)
         {
             throw new FormatException($"The body is not valid JSON: {e.Message}");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -119,6 +119,16 @@ public sealed class ProxyEndpoint(
         for (var attempt = 1; attempt <= options.Forwarding.MaxAttempts && request.CanResend; attempt++)
         {
             var candidates = outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out var panic);
+            if (candidates.Count == 0 && attempt > 1 && adapter is not null)
+            {
+                // Every holder of the adapter failed (an engine died with it loaded): place it among the engines not tried yet.
+                if (await PlaceAdapterAsync(context, adapter, routing, tried) is not { } others)
+                {
+                    return;
+                }
+                serving = others;
+                candidates = outliers.Candidates(serving, tried, DateTimeOffset.UtcNow, out panic);
+            }
             if (candidates.Count == 0)
             {
                 if (attempt == 1)
@@ -284,10 +294,14 @@ public sealed class ProxyEndpoint(
     /// The engines holding <paramref name="adapter"/>, loading it first where needed (<see cref="LoraAdapterManager"/>); or null once
     /// the client has been answered (503: no healthy engine of its base model, or the load failed — no engine is blamed) or has left.
     /// </summary>
-    private async Task<List<Engine>?> PlaceAdapterAsync(HttpContext context, LoraAdapter adapter, RoutingRequest routing)
+    private async Task<List<Engine>?> PlaceAdapterAsync(HttpContext context, LoraAdapter adapter, RoutingRequest routing, IReadOnlySet<int>? excluded = null)
     {
         var aborted = context.RequestAborted;
-        var routable = outliers.Candidates(registry.Engines.Where(e => e.Serves(adapter.BaseModel)).ToList(), new HashSet<int>(), DateTimeOffset.UtcNow, out _);
+        var routable = outliers.Candidates(registry.Engines.Where(e => e.Serves(adapter.BaseModel)).ToList(), excluded ?? new HashSet<int>(), DateTimeOffset.UtcNow, out _);
+        if (routable.Count == 0 && excluded is not null)
+        {
+            return []; // every engine of the base model was tried: the caller answers with what went wrong there
+        }
         if (routable.Count == 0)
         {
             demand.RecordUnserved(adapter.BaseModel);

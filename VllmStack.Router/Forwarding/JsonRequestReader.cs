@@ -53,8 +53,11 @@ public static class JsonRequestReader
         return inspected;
     }
 
-    /// <summary>The whole body in a pooled buffer; 413 past <paramref name="limit"/>, Kestrel's own rejections with their status.</summary>
-    private static async Task<(byte[] Buffer, int Length)> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// The whole body in a buffer of <see cref="ArrayPool{T}.Shared"/> (the caller returns it); 413 past
+    /// <paramref name="limit"/> without reading further, Kestrel's own rejections with their status (<see cref="ClientRequestException"/>).
+    /// </summary>
+    public static async Task<(byte[] Buffer, int Length)> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(limit + 1, Math.Max(4096, request.ContentLength ?? 16 * 1024)));
         var length = 0;

@@ -72,7 +72,10 @@ public sealed class OutlierDetector(RouterOptions options, EngineRegistry regist
             {
                 return;
             }
-            var peers = registry.Engines.Where(e => e.Serves(model)).ToList();
+            // The ceiling is over the engines of the base model: a LoRA adapter is often held by this engine alone,
+            // and a ceiling over its holders would never let an engine that fails its requests be ejected.
+            var group = engine.ModelInfos.FirstOrDefault(m => m.Id == model)?.Parent ?? model;
+            var peers = registry.Engines.Where(e => e.Serves(group)).ToList();
             var ejected = peers.Count(e => e.IsEjected(now));
             var ceiling = MaxEjected(peers.Count);
             if (ejected + 1 > ceiling)
@@ -80,13 +83,13 @@ public sealed class OutlierDetector(RouterOptions options, EngineRegistry regist
                 metrics.EjectionSkipped(engine, reason);
                 logger.LogWarning(
                     "Engine {Engine} failed ({Reason}: {Detail}) but stays in: {Ejected} of the {Count} engines of {Model} are ejected already, at most {Ceiling} may be",
-                    engine.Name, reason, detail, ejected, peers.Count, model, ceiling);
+                    engine.Name, reason, detail, ejected, peers.Count, group, ceiling);
                 return;
             }
             var duration = engine.Eject(now, TimeSpan.FromSeconds(_options.BaseEjectionSeconds), TimeSpan.FromSeconds(_options.MaxEjectionSeconds));
             metrics.Ejected(engine, reason);
             logger.LogWarning("Ejecting engine {Engine} for {Seconds:F1} s after {Reason} ({Detail}); {Ejected} of the {Count} engines of {Model} now ejected",
-                engine.Name, duration.TotalSeconds, reason, detail, ejected + 1, peers.Count, model);
+                engine.Name, duration.TotalSeconds, reason, detail, ejected + 1, peers.Count, group);
         }
     }
 

@@ -82,6 +82,27 @@ public static class LoraCatalogJson
         return null;
     }
 
+    /// <summary>Which field <see cref="Problem"/> is about: <c>name</c>, <c>base_model</c> or <c>source</c> (an OpenAI error's <c>param</c>).</summary>
+    public static string ProblemField(LoraAdapter adapter) =>
+        string.IsNullOrWhiteSpace(adapter.Name) || adapter.Name.Length > 256 || adapter.Name.Any(char.IsControl) ? "name"
+        : string.IsNullOrWhiteSpace(adapter.BaseModel) ? "base_model"
+        : "source";
+
+    /// <summary>A JSON string's text, trimmed.</summary>
+    /// <exception cref="FormatException">The string escapes half a UTF-16 surrogate pair (<c>"\ud800"</c>): no text.</exception>
+    public static string TextOf(JsonElement value, string field)
+    {
+        try
+        {
+            return value.GetString()!.Trim();
+        }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json refuses a lone surrogate escape only when the string is read, after the document parsed.
+            throw new FormatException($"'{field}' is not valid text: {e.Message}", e);
+        }
+    }
+
     private static string Text(JsonElement entry, string name) =>
-        entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()!.Trim() : "";
+        entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? TextOf(value, name) : "";
 }

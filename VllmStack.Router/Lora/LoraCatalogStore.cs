@@ -45,7 +45,14 @@ public sealed class LoraCatalogFileStore(string path) : ILoraCatalogStore
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
-            File.Delete(temporary);
+            try
+            {
+                File.Delete(temporary);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // Its folder is gone too (the reason the write failed): nothing was left behind.
+            }
             throw new LoraCatalogStoreException($"the adapter catalogue {path} could not be changed: {e.Message}", e);
         }
     }
@@ -60,7 +67,7 @@ public sealed class LoraCatalogFileStore(string path) : ILoraCatalogStore
                 // Not deleted on close: a waiter could then lock the deleted file while a third process locks a new one.
                 return new FileStream(path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
             }
-            catch (IOException) when (attempt < 200)
+            catch (IOException e) when (e is not DirectoryNotFoundException && attempt < 200)
             {
                 await Task.Delay(50, cancellationToken).ConfigureAwait(false);
             }

@@ -39,6 +39,7 @@ public sealed class LoraCatalogTests : IDisposable
     [InlineData("""{"adapters": [{"name": "", "base_model": "m", "source": "s"}]}""", "non-empty")]
     [InlineData("""{"adapters": [{"name": 3, "base_model": "m", "source": "s"}]}""", "non-empty")]
     [InlineData("""{"adapters": [{"name": "a", "base_model": "m", "source": "s"}, {"name": "a", "base_model": "m", "source": "t"}]}""", "twice")]
+    [InlineData("""{"adapters": [{"name": "a\ud800", "base_model": "m", "source": "s"}]}""", "'name' is not valid text")]
     public void A_bad_catalogue_is_refused_with_its_reason(string json, string reason)
     {
         var error = Assert.Throws<FormatException>(() => LoraCatalogJson.Parse(json));
@@ -155,6 +156,15 @@ public sealed class LoraCatalogTests : IDisposable
             Saved = LoraCatalogJson.Serialize(next);
             return Task.FromResult(next);
         }
+    }
+
+    [Fact]
+    public async Task The_file_store_reports_a_catalogue_whose_folder_is_gone_as_a_store_failure()
+    {
+        var path = Path.Combine(_folder, "gone", "adapters.json");
+        var error = await Assert.ThrowsAsync<LoraCatalogStoreException>(() =>
+            new LoraCatalogFileStore(path).UpdateAsync([], stored => [.. stored, new LoraAdapter("a", "m", "/a")], CancellationToken.None));
+        Assert.Contains(path, error.Message);
     }
 
     [Fact]

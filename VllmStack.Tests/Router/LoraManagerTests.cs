@@ -217,6 +217,82 @@ public sealed class LoraManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task Hostile_admin_requests_and_catalogue_edits_get_4xx_answers_and_leave_the_router_serving()
+    {
+        var catalogue = Catalogue(1);
+        var (engines, router) = await StartAsync(1, catalogue);
+        try
+        {
+            async Task<(int Status, string? Param)> AddAsync(HttpContent content)
+            {
+                using var response = await router.Http.PostAsync("admin/lora_adapters", content);
+                var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"];
+                return ((int)response.StatusCode, error?["param"]?.GetValue<string>());
+            }
+            StringContent Json(string text) => new(text, System.Text.Encoding.UTF8, "application/json");
+            var source = _files.Create("org-lora");
+
+            // Half a surrogate pair parses as JSON but is no text: 400, not the router's 500.
+            Assert.Equal(400, (await AddAsync(Json($$"""{"name": "a\ud800", "base_model": "{{BaseModel}}", "source": "{{source}}"}"""))).Status);
+            Assert.Equal((400, "name"), await AddAsync(Json($$"""{"name": "a\u0001", "base_model": "{{BaseModel}}", "source": "{{source}}"}""")));
+            // A chunked body (no length declared) over the limit is refused without reading it all.
+            var huge = new StreamContent(new MemoryStream(new byte[1024 * 1024]));
+            huge.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            Assert.Equal(413, (await AddAsync(huge)).Status);
+
+            // A Hugging Face style name with '/' can be added, served and deleted as it is spelled.
+            Assert.Equal(201, (await AddAsync(Json($$"""{"name": "org/lora", "base_model": "{{BaseModel}}", "source": "{{source}}"}"""))).Status);
+            Assert.Equal(200, await CompleteAsync(router, "org/lora"));
+            using (var deleted = await router.Http.DeleteAsync("admin/lora_adapters/org/lora"))
+            {
+                Assert.Equal(200, (int)deleted.StatusCode);
+            }
+            Assert.Equal(404, await CompleteAsync(router, "org/lora"));
+
+            // A hand edit that breaks the catalogue in the same way is logged and ignored; the router keeps serving.
+            File.WriteAllText(catalogue, $$"""{"adapters": [{"name": "x\ud800", "base_model": "{{BaseModel}}", "source": "{{source}}"}]}""");
+            await Task.Delay(TimeSpan.FromSeconds(5)); // the file is polled every 2 s
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            Assert.Single(await AdaptersAsync(router));
+
+            // The catalogue's folder removed: the admin change is refused with 503 (not stored), not a 500.
+            Directory.Delete(_files.Root, recursive: true);
+            Assert.Equal(503, (await AddAsync(Json($$"""{"name": "late", "base_model": "{{BaseModel}}", "source": "{{source}}"}"""))).Status);
+        }
+        finally
+        {
+            await RoutedEngines.StopAsync(engines, router);
+        }
+    }
+
+    [Fact]
+    public async Task When_the_only_engine_holding_an_adapter_dies_a_request_for_it_is_placed_on_another_engine()
+    {
+        var catalogue = Catalogue(1);
+        // Probes far apart: the router learns of the death from the request itself, not from a probe.
+        var (engines, router) = await StartAsync(2, catalogue, null, "--Router:HealthProbeInterval=30");
+        try
+        {
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            var holder = (await AdaptersAsync(router)).Single()!["engines"]!.AsArray().Single()!.GetValue<string>();
+            var dead = engines.Single(e => holder.StartsWith(e.BaseUrl.ToString().TrimEnd('/'), StringComparison.Ordinal));
+            dead.Kill();
+
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            var other = engines.Single(e => e != dead).BaseUrl.ToString().TrimEnd('/');
+            Assert.Contains((await AdaptersAsync(router)).Single()!["engines"]!.AsArray(), e => e!.GetValue<string>().StartsWith(other, StringComparison.Ordinal));
+            // The dead engine failed a request of the adapter: ejected, judged among the engines of the base model (two, of
+            // which one may be ejected), not among the adapter's holders (one, of which none may be).
+            var listed = JsonNode.Parse(await router.Http.GetStringAsync("engines"))!["engines"]!.AsArray();
+            Assert.Equal("ejected", listed.Single(e => e!["url"]!.GetValue<string>() == holder)!["health"]!.GetValue<string>());
+        }
+        finally
+        {
+            await RoutedEngines.StopAsync(engines, router);
+        }
+    }
+
+    [Fact]
     public async Task A_catalogue_file_changed_on_disk_is_picked_up_without_a_restart()
     {
         var catalogue = Catalogue(1);
