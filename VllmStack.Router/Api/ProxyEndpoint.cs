@@ -63,7 +63,10 @@ public sealed class ProxyEndpoint(
             return;
         }
         // An adapter of the catalogue runs on its base model's engines, wherever the manager loads it (Lora/).
-        var adapter = loraCatalog.TryGet(model, out var known) ? known : null;
+        // A catalogue entry named like a base model an engine serves (a hand edit; the admin API refuses it) does not take
+        // that model's requests over.
+        var adapter = loraCatalog.TryGet(model, out var known) && !registry.Engines.Any(e => e.ModelInfos.Any(m => m.Id == model && m.Parent is null))
+            ? known : null;
         var baseModel = adapter?.BaseModel ?? model;
         var serving = registry.Engines.Where(e => e.Serves(baseModel)).ToList();
         if (serving.Count == 0)

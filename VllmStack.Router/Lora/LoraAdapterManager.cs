@@ -112,15 +112,29 @@ public sealed partial class LoraAdapterManager : BackgroundService
         {
             return await WaitForLoadAsync(adapter, landed, LoadAsync(adapter, landed, "on_miss"), cancellationToken).ConfigureAwait(false);
         }
-        // Requests arriving while the adapter loads wait for the same load, rather than each loading it somewhere.
-        var cold = _coldLoads.GetOrAdd(adapter.Name, _ => new Lazy<(Engine, Task<string?>)>(() =>
+        var untried = baseEngines.ToList();
+        while (true)
         {
-            var target = Target(adapter, baseEngines);
-            var load = LoadAsync(adapter, target, "demand");
-            load.ContinueWith(_ => _coldLoads.TryRemove(adapter.Name, out Lazy<(Engine, Task<string?>)>? _), TaskScheduler.Default);
-            return (target, load);
-        })).Value;
-        return await WaitForLoadAsync(adapter, cold.Item1, cold.Item2, cancellationToken).ConfigureAwait(false);
+            // Requests arriving while the adapter loads wait for the same load, rather than each loading it somewhere.
+            var lazy = _coldLoads.GetOrAdd(adapter.Name, _ => new Lazy<(Engine, Task<string?>)>(() =>
+            {
+                var target = Target(adapter, untried);
+                var load = LoadAsync(adapter, target, "demand");
+                load.ContinueWith(_ => _coldLoads.TryRemove(adapter.Name, out Lazy<(Engine, Task<string?>)>? _), TaskScheduler.Default);
+                return (target, load);
+            }));
+            var (target, load) = lazy.Value;
+            var routing = await WaitForLoadAsync(adapter, target, load, cancellationToken).ConfigureAwait(false);
+            untried.RemoveAll(e => e.Id == target.Id);
+            // An engine that did not answer (it died, and the router has not noticed yet) is not the adapter's fault: another
+            // engine gets the load. A refusal (remembered in _failures) or the wait running out is the answer.
+            if (routing.Error is not { Code: "lora_adapter_load_failed" } || _failures.ContainsKey(adapter.Name)
+                || untried.Count(e => !e.Serves(adapter.Name)) == 0 || cancellationToken.IsCancellationRequested)
+            {
+                return routing;
+            }
+            _coldLoads.TryRemove(new KeyValuePair<string, Lazy<(Engine Target, Task<string?> Load)>>(adapter.Name, lazy));
+        }
     }
 
     /// <summary>A request of <paramref name="adapter"/> was sent to <paramref name="engine"/>: the adapter is in use there.</summary>

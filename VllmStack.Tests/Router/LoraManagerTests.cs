@@ -126,6 +126,49 @@ public sealed class LoraManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_cold_adapter_whose_chosen_engine_died_unnoticed_is_loaded_onto_another_engine()
+    {
+        // Health probes far apart: the router has not noticed the death when the request comes.
+        var (engines, router) = await StartAsync(2, Catalogue(2), null, "--Router:HealthProbeInterval=60");
+        try
+        {
+            Assert.Equal(200, await CompleteAsync(router, "lora-1"));
+            var holder = (await AdaptersAsync(router)).Single(a => a!["name"]!.GetValue<string>() == "lora-1")!["engines"]![0]!.GetValue<string>();
+            // The engine without adapters is where a cold adapter goes first (fewer adapters): kill that one.
+            var dead = engines.Single(e => e.BaseUrl.ToString() != holder);
+            dead.Kill();
+            Assert.Equal(200, await CompleteAsync(router, "lora-0"));
+            var lora0 = (await AdaptersAsync(router)).Single(a => a!["name"]!.GetValue<string>() == "lora-0")!;
+            Assert.Equal([holder], lora0["engines"]!.AsArray().Select(e => e!.GetValue<string>()));
+        }
+        finally
+        {
+            await RoutedEngines.StopAsync(engines, router);
+        }
+    }
+
+    [Fact]
+    public async Task A_catalogue_entry_named_like_a_served_base_model_does_not_take_its_requests_over()
+    {
+        // An entry (a hand edit) naming the served model as an adapter of another base model.
+        var path = Path.Combine(_files.Root, "impostor.json");
+        File.WriteAllText(path, new JsonObject
+        {
+            ["adapters"] = new JsonArray(new JsonObject { ["name"] = BaseModel, ["base_model"] = "other-org/other-model", ["source"] = _files.Create("impostor") }),
+        }.ToJsonString());
+        var (engines, router) = await StartAsync(1, path);
+        try
+        {
+            Assert.Equal(200, await CompleteAsync(router, BaseModel));
+            Assert.Equal(0, Counter(await router.MetricsAsync(), "vllmstack:router_lora_adapter_loads_total"));
+        }
+        finally
+        {
+            await RoutedEngines.StopAsync(engines, router);
+        }
+    }
+
+    [Fact]
     public async Task An_adapter_whose_source_is_missing_gets_a_clear_503_and_its_engine_is_not_blamed()
     {
         var (engines, router) = await StartAsync(1, Catalogue(0, ("broken", "/does/not/exist/adapter")));
