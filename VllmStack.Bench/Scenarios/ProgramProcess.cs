@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Reflection;
 using System.Text.RegularExpressions;
 
@@ -7,7 +8,32 @@ namespace VllmStack.Bench.Scenarios;
 /// <summary>A built program of this repository, started as <c>dotnet X.dll</c> and stopped by its own process id.</summary>
 public sealed partial class ProgramProcess : IAsyncDisposable
 {
+    /// <summary>Programs started and not yet stopped, by process id.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, Process> Running = new();
+
+    /// <summary>
+    /// A benchmark stopped by a signal (Ctrl+C, SIGTERM) may exit before its scenario's own cleanup has run (System.CommandLine
+    /// waits only 2 s for the action): the programs it started are killed, by their ids, when the signal arrives.
+    /// </summary>
+    private static readonly PosixSignalRegistration[] SignalCleanup =
+        [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGQUIT }.Select(signal => PosixSignalRegistration.Create(signal, _ => KillAll()))];
+
     private readonly Process _process;
+
+    private static void KillAll()
+    {
+        foreach (var process in Running.Values)
+        {
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // Already exited.
+            }
+        }
+    }
 
     private ProgramProcess(Process process, Uri url)
     {
@@ -45,6 +71,8 @@ public sealed partial class ProgramProcess : IAsyncDisposable
             info.Environment[key] = value;
         }
         var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start");
+        GC.KeepAlive(SignalCleanup);
+        Running[process.Id] = process;
         var ready = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
         {
@@ -65,6 +93,7 @@ public sealed partial class ProgramProcess : IAsyncDisposable
         catch
         {
             process.Kill(entireProcessTree: true);
+            Running.TryRemove(process.Id, out _);
             throw;
         }
     }
@@ -79,6 +108,7 @@ public sealed partial class ProgramProcess : IAsyncDisposable
             _process.Kill(entireProcessTree: true);
         }
         await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        Running.TryRemove(_process.Id, out _);
         _process.Dispose();
     }
 
