@@ -37,8 +37,10 @@ public static class LoraPlacementComparison
     {
         using var adapters = AdapterCatalogue.Create(settings.Adapters);
         var zipf = new ZipfDistribution(settings.Adapters, settings.ZipfExponent);
-        Console.WriteLine($"{settings.Adapters} adapters (Zipf s={settings.ZipfExponent}: the top one gets {zipf.Share(0):P0}, the top {settings.Engines * settings.MaxLoras} "
-            + $"{Enumerable.Range(0, settings.Engines * settings.MaxLoras).Sum(zipf.Share):P0}), {settings.Engines} engines × --max-loras {settings.MaxLoras}, "
+        // The share of the requests the slots could hold at once (all of them when there are no more adapters than slots).
+        var slots = Math.Min(settings.Adapters, settings.Engines * settings.MaxLoras);
+        Console.WriteLine($"{settings.Adapters} adapters (Zipf s={settings.ZipfExponent}: the top one gets {zipf.Share(0):P0}, the top {slots} "
+            + $"{Enumerable.Range(0, slots).Sum(zipf.Share):P0}), {settings.Engines} engines × --max-loras {settings.MaxLoras}, "
             + $"{settings.Rate} req/s for {settings.Warmup.TotalSeconds} s of warm-up and {settings.Duration.TotalSeconds} s measured, load {settings.LoadSeconds} s");
         var runs = new List<Run>();
         for (var index = 1; index <= settings.Runs; index++)
