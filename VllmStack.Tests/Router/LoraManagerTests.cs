@@ -366,17 +366,10 @@ public sealed class LoraManagerTests : IDisposable
         {
             Assert.Equal(200, await CompleteAsync(router, "lora-0"));
             Assert.Equal(200, await CompleteAsync(router, "lora-1"));
-            var port = engines[0].BaseUrl.Port;
-            // Let the placement settle past two model refreshes, as the manager requires before it judges a loss.
+            // Let the placements settle (a model refresh and a control call), as the manager requires before it judges a loss.
             await Task.Delay(TimeSpan.FromSeconds(4));
-            engines[0].Kill();
-            await engines[0].DisposeAsync();
-            restarted = await EngineSimProcess.StartAsync(["--latency-preset", "fast", "--enable-lora", "--max-loras", "2"], RuntimeLora, port: port);
-            await WaitUntilAsync(async () =>
-            {
-                var models = await restarted.Http.GetStringAsync("v1/models");
-                return models.Contains("\"lora-0\"") && models.Contains("\"lora-1\"");
-            }, TimeSpan.FromSeconds(30), "both adapters loaded again onto the restarted engine", router);
+            restarted = await RestartAsync(engines[0]);
+            await WaitForBothAdaptersAsync(restarted, router);
             Assert.Equal(2, Counter(await router.MetricsAsync(), "vllmstack:router_lora_adapter_loads_total", ("reason", "restore"), ("outcome", "ok")));
         }
         finally
@@ -399,15 +392,8 @@ public sealed class LoraManagerTests : IDisposable
             Assert.Equal(200, await CompleteAsync(router, "lora-0"));
             await Task.Delay(TimeSpan.FromSeconds(4)); // lora-0's placement is settled (0.5 s refresh + 2 s control timeout)…
             Assert.Equal(200, await CompleteAsync(router, "lora-1")); // …lora-1's is not when the engine goes
-            var port = engines[0].BaseUrl.Port;
-            engines[0].Kill();
-            await engines[0].DisposeAsync();
-            restarted = await EngineSimProcess.StartAsync(["--latency-preset", "fast", "--enable-lora", "--max-loras", "2"], RuntimeLora, port: port);
-            await WaitUntilAsync(async () =>
-            {
-                var models = await restarted.Http.GetStringAsync("v1/models");
-                return models.Contains("\"lora-0\"") && models.Contains("\"lora-1\"");
-            }, TimeSpan.FromSeconds(30), "both adapters loaded again onto the restarted engine", router);
+            restarted = await RestartAsync(engines[0]);
+            await WaitForBothAdaptersAsync(restarted, router);
         }
         finally
         {
@@ -428,10 +414,7 @@ public sealed class LoraManagerTests : IDisposable
         try
         {
             Assert.Equal(200, await CompleteAsync(router, "lora-0"));
-            var port = engines[0].BaseUrl.Port;
-            engines[0].Kill();
-            await engines[0].DisposeAsync();
-            restarted = await EngineSimProcess.StartAsync(["--latency-preset", "fast", "--enable-lora", "--max-loras", "2"], RuntimeLora, port: port);
+            restarted = await RestartAsync(engines[0]);
             var answers = new List<int>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             while (clock.Elapsed < TimeSpan.FromSeconds(30) && (answers.Count == 0 || answers[^1] != 200))
@@ -494,6 +477,21 @@ public sealed class LoraManagerTests : IDisposable
             await RoutedEngines.StopAsync(engines, router);
         }
     }
+
+    /// <summary>Kills the engine as a crash would and starts it again on its port, without any adapter.</summary>
+    private static async Task<EngineSimProcess> RestartAsync(EngineSimProcess engine)
+    {
+        var port = engine.BaseUrl.Port;
+        engine.Kill();
+        await engine.DisposeAsync();
+        return await EngineSimProcess.StartAsync(["--latency-preset", "fast", "--enable-lora", "--max-loras", "2"], RuntimeLora, port: port);
+    }
+
+    private static Task WaitForBothAdaptersAsync(EngineSimProcess engine, RouterProcess router) => WaitUntilAsync(async () =>
+    {
+        var models = await engine.Http.GetStringAsync("v1/models");
+        return models.Contains("\"lora-0\"") && models.Contains("\"lora-1\"");
+    }, TimeSpan.FromSeconds(30), "both adapters loaded again onto the restarted engine", router);
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, RouterProcess? router = null)
     {
